@@ -1,0 +1,283 @@
+//! The crate's only `unsafe`: a checked wrapper over `matrixmultiply::sgemm`.
+//!
+//! Contract of the unsafe core (`matrixmultiply::sgemm`): for an m×k matrix A,
+//! a k×n matrix B and an m×n matrix C given as pointers plus row/column
+//! strides (in elements), every element `a + i*rsa + l*csa` (i < m, l < k) and
+//! likewise for B must be readable, every element of C must be writable, and C
+//! must not overlap A or B. If `beta == 0` C is never read.
+//!
+//! [`gemm`] establishes that contract from safe types:
+//! - A and B are [`MatRef`]s, whose constructor proves that the largest index
+//!   they reach, `(rows-1)*row_stride + (cols-1)*col_stride`, is inside their
+//!   slice, computed with checked arithmetic, and that both strides fit in
+//!   `isize`;
+//! - C is a `&mut [f32]` whose length is checked to be exactly m·n, written
+//!   row-major (strides n and 1), so it is in bounds and, being a unique
+//!   borrow, cannot overlap the shared borrows of A and B;
+//! - the inner dimensions are checked to agree.
+//!
+//! Transposes are read through strides ([`MatRef::t`]), never copied.
+
+/// A read-only view of a matrix inside a slice, with element strides.
+///
+/// Built only through [`MatRef::row_major`] and [`MatRef::t`], so every view
+/// in existence is in bounds of its slice.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// The `rows`×`cols` row-major matrix at the start of `data`.
+    ///
+    /// # Panics
+    /// If `data` holds fewer than `rows * cols` elements: callers check shapes
+    /// first and report an `Error`, so a panic here is a bug in densegrad.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        let need = rows.checked_mul(cols);
+        assert!(
+            need.is_some_and(|n| n <= data.len()),
+            "gemm: a {rows}x{cols} matrix does not fit in {} elements",
+            data.len()
+        );
+        assert!(cols <= isize::MAX as usize);
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, as a view with swapped strides (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// `C = alpha·A·B + beta·C`, with C an m×n row-major slice.
+///
+/// `beta == 0` overwrites C without reading it (so NaNs already in C do not
+/// leak into the result). When k = 0 the product is empty and C becomes
+/// `beta·C`.
+///
+/// # Panics
+/// If the shapes disagree (`a.cols != b.rows`, `c.len() != a.rows * b.cols`).
+/// Layers check shapes and return `Error`s before calling, so this is a bug
+/// guard that keeps the `unsafe` call sound, never a response to user input.
+pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(
+        b.rows, k,
+        "gemm: inner dimensions {k} and {} differ",
+        b.rows
+    );
+    assert_eq!(
+        Some(c.len()),
+        m.checked_mul(n),
+        "gemm: C has {} elements, expected {m}x{n}",
+        c.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            c.fill(0.0);
+        } else {
+            c.iter_mut().for_each(|v| *v *= beta);
+        }
+        return;
+    }
+    // Every view's strides fit in isize: row_major checked `cols`, and the
+    // other stride is 1. The casts below are therefore lossless.
+    // SAFETY: A and B are `MatRef`s, whose constructors proved that every
+    // element (i, l) with i < rows, l < cols lies inside their slice (for a
+    // transpose the same set of elements is reached). C has exactly m·n
+    // elements, checked above, addressed with row stride n and column stride
+    // 1, so every write is in bounds. C is a `&mut` borrow and A, B are `&`
+    // borrows, so C overlaps neither. m, k, n are all nonzero here.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f64> {
+        let mut c = vec![0.0f64; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for l in 0..a.cols {
+                    let av = a.data[i * a.row_stride + l * a.col_stride] as f64;
+                    let bv = b.data[l * b.row_stride + j * b.col_stride] as f64;
+                    c[i * b.cols + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn transposed_views_match_a_naive_product() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 9, 33), (2, 64, 1)] {
+            let a = values(m * k, 1);
+            let bt = values(n * k, 2); // B stored transposed: n×k row-major
+            let av = MatRef::row_major(&a, m, k);
+            let bv = MatRef::row_major(&bt, n, k).t();
+            let mut c = vec![f32::NAN; m * n]; // beta = 0 must not read C
+            gemm(1.0, av, bv, 0.0, &mut c);
+            for (got, want) in c.iter().zip(naive(av, bv)) {
+                assert!((*got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn beta_one_accumulates_and_k_zero_scales() {
+        let a = [1.0, 2.0];
+        let b = [3.0, 4.0];
+        let mut c = [10.0];
+        gemm(
+            1.0,
+            MatRef::row_major(&a, 1, 2),
+            MatRef::row_major(&b, 2, 1),
+            1.0,
+            &mut c,
+        );
+        assert_eq!(c, [21.0]);
+
+        let mut c = [f32::NAN, 2.0];
+        gemm(
+            1.0,
+            MatRef::row_major(&[], 2, 0),
+            MatRef::row_major(&[], 0, 1),
+            0.0,
+            &mut c,
+        );
+        assert_eq!(c, [0.0, 0.0]);
+        let mut c = [1.0, 2.0];
+        gemm(
+            1.0,
+            MatRef::row_major(&[], 2, 0),
+            MatRef::row_major(&[], 0, 1),
+            3.0,
+            &mut c,
+        );
+        assert_eq!(c, [3.0, 6.0]);
+    }
+
+    #[test]
+    fn zero_sized_outputs_do_nothing() {
+        let mut c: [f32; 0] = [];
+        gemm(
+            1.0,
+            MatRef::row_major(&[], 0, 3),
+            MatRef::row_major(&[0.0; 6], 3, 2),
+            0.0,
+            &mut c,
+        );
+        gemm(
+            1.0,
+            MatRef::row_major(&[0.0; 6], 2, 3),
+            MatRef::row_major(&[], 3, 0),
+            0.0,
+            &mut c,
+        );
+    }
+
+    #[test]
+    fn views_inside_larger_and_unaligned_slices() {
+        // A view may start at an odd offset of a bigger buffer.
+        let buf = values(40, 3);
+        let a = MatRef::row_major(&buf[1..], 3, 4);
+        let b = MatRef::row_major(&buf[13..], 4, 2);
+        let mut c = vec![0.0; 6];
+        gemm(2.0, a, b, 0.0, &mut c);
+        for (got, want) in c.iter().zip(naive(a, b)) {
+            assert!((*got as f64 - 2.0 * want).abs() <= 1e-5 * (1.0 + want.abs()));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn a_view_past_its_slice_is_refused() {
+        let _ = MatRef::row_major(&[0.0; 5], 2, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn a_view_whose_size_overflows_is_refused() {
+        let _ = MatRef::row_major(&[0.0; 5], usize::MAX, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "inner dimensions")]
+    fn mismatched_inner_dimensions_are_refused() {
+        let mut c = [0.0; 4];
+        gemm(
+            1.0,
+            MatRef::row_major(&[0.0; 6], 2, 3),
+            MatRef::row_major(&[0.0; 4], 2, 2),
+            0.0,
+            &mut c,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "C has")]
+    fn a_short_output_is_refused() {
+        let mut c = [0.0; 3];
+        gemm(
+            1.0,
+            MatRef::row_major(&[0.0; 4], 2, 2),
+            MatRef::row_major(&[0.0; 4], 2, 2),
+            0.0,
+            &mut c,
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Slice-level math: no `Tensor`, no state, no allocation.
+//!
+//! Every kernel takes plain slices (and a row width where rows matter) and
+//! writes into caller-owned buffers, so layers can lay their activation memory
+//! out once and reuse it, as llm.c does. Shapes are the caller's business: a
+//! kernel only `debug_assert!`s that its slices agree, and the safe slice
+//! indexing it uses would panic (never read out of bounds) if a caller broke
+//! that. Layers validate every shape and return an `Error` first.
+//!
+//! - [`activation`]: ReLU and Sigmoid, forward and backward.
+//! - [`softmax`]: row-wise max, log-sum-exp, softmax, log-softmax and the
+//!   fused softmax-cross-entropy forward/backward.
+//! - [`reduce`]: column sums (for `db`) and row broadcast (for `+ b`).
+//! - [`gemm`]: the only `unsafe` in the crate, a checked `sgemm` wrapper.
+
+pub mod activation;
+pub mod gemm;
+pub mod reduce;
+pub mod softmax;

@@ -1,0 +1,294 @@
+use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
+use crate::kernels::gemm::{gemm, MatRef};
+use crate::kernels::reduce::{broadcast_rows, col_sums};
+use crate::{Error, Tensor};
+
+/// Fully connected layer, `Y = X·W + b`, with W of shape (K, M) and b of shape (M).
+///
+/// X is (N, K). A 1-D X of length K is one sample and gives a 1-D Y of
+/// length M; an X with more than two dimensions, (N, d1, d2, …), is flattened
+/// to (N, d1·d2·…) and its gradient `dX` gets the original shape back.
+///
+/// Backward computes `dX = dY·Wᵀ`, `dW = Xᵀ·dY` and `db = Σ_rows dY` with
+/// `matrixmultiply::sgemm`, reading the transposes through strides (no copy).
+/// `dW` and `db` are overwritten by each backward, not accumulated.
+///
+/// ```
+/// use densegrad::{Affine, Layer, Tensor};
+///
+/// let w = Tensor::new(&[2, 3], vec![1.0, 0.0, 2.0, 0.0, 1.0, -1.0])?;
+/// let b = Tensor::from_slice(&[0.5, 0.5, 0.5]);
+/// let mut fc = Affine::new(w, b)?;
+///
+/// let x = Tensor::new(&[1, 2], vec![3.0, 4.0])?;
+/// assert_eq!(fc.forward(&x)?.data(), &[3.5, 4.5, 2.5]);
+///
+/// let dx = fc.backward(Tensor::new(&[1, 3], vec![1.0, 1.0, 1.0])?)?;
+/// assert_eq!(dx.data(), &[3.0, 0.0]);
+/// assert_eq!(fc.dw().unwrap().data(), &[3.0, 3.0, 3.0, 4.0, 4.0, 4.0]);
+/// assert_eq!(fc.db().unwrap().data(), &[1.0, 1.0, 1.0]);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Affine {
+    w: Tensor,
+    b: Tensor,
+    dw: Tensor,
+    db: Tensor,
+    has_grads: bool,
+    /// The last forward's input, flattened to (n, k).
+    x: Vec<f32>,
+    /// The last forward's input shape, output shape, and (n, k, m).
+    cache: Option<ForwardShapes>,
+}
+
+#[derive(Debug, Clone)]
+struct ForwardShapes {
+    x_shape: Vec<usize>,
+    out_shape: Vec<usize>,
+    n: usize,
+    k: usize,
+    m: usize,
+}
+
+impl Affine {
+    /// An Affine layer with weight `w` of shape (K, M) and bias `b` of shape (M).
+    ///
+    /// Errors if `w` is not 2-D, either dimension is 0, or `b` is not (M).
+    ///
+    /// ```
+    /// use densegrad::{Affine, Tensor};
+    ///
+    /// let fc = Affine::new(Tensor::zeros(&[784, 50]), Tensor::zeros(&[50]))?;
+    /// assert_eq!(fc.weight().shape(), &[784, 50]);
+    ///
+    /// let err = Affine::new(Tensor::zeros(&[784, 50]), Tensor::zeros(&[10])).unwrap_err();
+    /// assert_eq!(err.to_string(), "affine new: bias is [10] but weight is [784, 50]: bias must be [50]");
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn new(w: Tensor, b: Tensor) -> Result<Affine, Error> {
+        let (k, m) = check_params("affine new", &w, &b)?;
+        Ok(Affine {
+            dw: Tensor::zeros(&[k, m]),
+            db: Tensor::zeros(&[m]),
+            w,
+            b,
+            has_grads: false,
+            x: Vec::new(),
+            cache: None,
+        })
+    }
+
+    /// The weight W, (K, M).
+    ///
+    /// ```
+    /// use densegrad::{Affine, Tensor};
+    /// let fc = Affine::new(Tensor::zeros(&[4, 3]), Tensor::zeros(&[3]))?;
+    /// assert_eq!(fc.weight().shape(), &[4, 3]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn weight(&self) -> &Tensor {
+        &self.w
+    }
+
+    /// The bias b, (M).
+    ///
+    /// ```
+    /// use densegrad::{Affine, Tensor};
+    /// let fc = Affine::new(Tensor::zeros(&[4, 3]), Tensor::from_slice(&[1.0, 2.0, 3.0]))?;
+    /// assert_eq!(fc.bias().data(), &[1.0, 2.0, 3.0]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn bias(&self) -> &Tensor {
+        &self.b
+    }
+
+    /// Mutable weight values. The slice has W's K·M elements; its shape
+    /// cannot be changed through it.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Tensor};
+    /// let mut fc = Affine::new(Tensor::zeros(&[2, 1]), Tensor::zeros(&[1]))?;
+    /// fc.weight_mut().copy_from_slice(&[1.0, 2.0]);
+    /// assert_eq!(fc.weight().data(), &[1.0, 2.0]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn weight_mut(&mut self) -> &mut [f32] {
+        self.w.data_mut()
+    }
+
+    /// Mutable bias values (M elements).
+    ///
+    /// ```
+    /// use densegrad::{Affine, Tensor};
+    /// let mut fc = Affine::new(Tensor::zeros(&[2, 1]), Tensor::zeros(&[1]))?;
+    /// fc.bias_mut()[0] = 3.0;
+    /// assert_eq!(fc.bias().data(), &[3.0]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn bias_mut(&mut self) -> &mut [f32] {
+        self.b.data_mut()
+    }
+
+    /// ∂loss/∂W from the last backward, or `None` before the first backward.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    /// let mut fc = Affine::new(Tensor::zeros(&[2, 1]), Tensor::zeros(&[1]))?;
+    /// assert!(fc.dw().is_none());
+    /// fc.forward(&Tensor::from_slice(&[1.0, 2.0]))?;
+    /// fc.backward(Tensor::from_slice(&[3.0]))?;
+    /// assert_eq!(fc.dw().unwrap().data(), &[3.0, 6.0]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn dw(&self) -> Option<&Tensor> {
+        self.has_grads.then_some(&self.dw)
+    }
+
+    /// ∂loss/∂b from the last backward, or `None` before the first backward.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    /// let mut fc = Affine::new(Tensor::zeros(&[2, 1]), Tensor::zeros(&[1]))?;
+    /// assert!(fc.db().is_none());
+    /// fc.forward(&Tensor::new(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])?)?;
+    /// fc.backward(Tensor::new(&[2, 1], vec![3.0, 4.0])?)?;
+    /// assert_eq!(fc.db().unwrap().data(), &[7.0]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn db(&self) -> Option<&Tensor> {
+        self.has_grads.then_some(&self.db)
+    }
+}
+
+/// (K, M) of a valid weight/bias pair, or an `Err` naming both shapes.
+fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usize), Error> {
+    let &[k, m] = w.shape() else {
+        return Err(Error::shape(
+            op,
+            format!(
+                "weight is {:?} but must be 2-D (in_features, out_features)",
+                w.shape()
+            ),
+        ));
+    };
+    if k == 0 || m == 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "weight is {:?}; both dimensions must be at least 1",
+                w.shape()
+            ),
+        ));
+    }
+    if b.shape() != [m] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "bias is {:?} but weight is {:?}: bias must be [{m}]",
+                b.shape(),
+                w.shape()
+            ),
+        ));
+    }
+    Ok((k, m))
+}
+
+impl Layer for Affine {
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
+        const OP: &str = "affine forward";
+        // W and b are reachable mutably through `visit_params`; recheck them.
+        let (k, m) = check_params(OP, &self.w, &self.b)?;
+        let (n, xk) = x.batch_dims().ok_or_else(|| {
+            Error::shape(
+                OP,
+                "x is a 0-D scalar; it needs at least one dimension of features",
+            )
+        })?;
+        if xk != k {
+            let flat = if x.ndim() > 2 {
+                format!(" (flattened to [{n}, {xk}])")
+            } else {
+                String::new()
+            };
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "x is {:?}{flat} but weight is {:?}: x needs {k} features per row",
+                    x.shape(),
+                    self.w.shape()
+                ),
+            ));
+        }
+        require_nonempty(OP, x)?;
+
+        store(&mut self.x, x.data());
+        let mut y = vec![0.0; n * m];
+        broadcast_rows(self.b.data(), &mut y);
+        gemm(
+            1.0,
+            MatRef::row_major(x.data(), n, k),
+            MatRef::row_major(self.w.data(), k, m),
+            1.0,
+            &mut y,
+        );
+        let out_shape = if x.ndim() == 1 { vec![m] } else { vec![n, m] };
+        self.cache = Some(ForwardShapes {
+            x_shape: x.shape().to_vec(),
+            out_shape: out_shape.clone(),
+            n,
+            k,
+            m,
+        });
+        Ok(Tensor::from_parts(out_shape, y))
+    }
+
+    fn backward(&mut self, dout: Tensor) -> Result<Tensor, Error> {
+        const OP: &str = "affine backward";
+        let c = self.cache.as_ref().ok_or_else(|| not_ready(OP))?;
+        require_same_shape(OP, &dout, &c.out_shape)?;
+        if self.w.shape() != [c.k, c.m] {
+            return Err(Error::state(
+                OP,
+                format!(
+                    "weight was reshaped from [{}, {}] to {:?} after forward",
+                    c.k,
+                    c.m,
+                    self.w.shape()
+                ),
+            ));
+        }
+        let (n, k, m) = (c.n, c.k, c.m);
+        let dy = MatRef::row_major(dout.data(), n, m);
+
+        let mut dx = vec![0.0; n * k];
+        gemm(
+            1.0,
+            dy,
+            MatRef::row_major(self.w.data(), k, m).t(),
+            0.0,
+            &mut dx,
+        );
+        // `dw` may have been reshaped through visit_params; it always keeps
+        // K·M elements, so restoring its shape cannot fail.
+        self.dw.reshape(&[k, m])?;
+        gemm(
+            1.0,
+            MatRef::row_major(&self.x, n, k).t(),
+            dy,
+            0.0,
+            self.dw.data_mut(),
+        );
+        self.db.reshape(&[m])?;
+        col_sums(dout.data(), self.db.data_mut());
+        self.has_grads = true;
+        Ok(Tensor::from_parts(c.x_shape.clone(), dx))
+    }
+
+    /// Visits (W, dW) then (b, db). Before the first backward the gradients
+    /// are zeros, so an optimizer that steps then changes nothing.
+    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
+        f(&mut self.w, &self.dw);
+        f(&mut self.b, &self.db);
+    }
+}

@@ -1,0 +1,73 @@
+//! # densegrad
+//!
+//! Exact, fast, embeddable neural-network layers with proven gradients: the
+//! backpropagation layers of a textbook notebook (ReLU, Sigmoid, Affine,
+//! Softmax-with-loss) as a Rust library.
+//!
+//! - [`Tensor`]: a shape plus a contiguous row-major `Vec<f32>`.
+//! - [`Layer`]: `forward` / `backward` pairs, implemented by [`Relu`],
+//!   [`Sigmoid`] and [`Affine`]; [`SoftmaxWithLoss`] ends a network.
+//! - [`softmax`], [`log_softmax`], [`cross_entropy`]: the same math as free
+//!   functions.
+//! - [`kernels`]: the slice-level math underneath, usable on its own.
+//!
+//! Every bad input (mismatched shapes, a label ≥ C, an empty batch, backward
+//! before forward) is an [`Error`] naming the operation and the shapes, never
+//! a panic.
+//!
+//! ## Semantics
+//!
+//! Where the notebook is loose, densegrad follows PyTorch:
+//! softmax is row-wise; the loss is the mean over the batch of
+//! `logsumexp(x) − x[label]` (no `+1e-7`); a 1-D input is one sample;
+//! `SoftmaxWithLoss::backward` is `dout · (softmax(x) − t) / N`; gradients
+//! are overwritten on each backward, not accumulated.
+//!
+//! ## Example: one SGD step of a two-layer network
+//!
+//! ```
+//! use densegrad::{Affine, Labels, Layer, Relu, SoftmaxWithLoss, Tensor};
+//!
+//! let mut fc1 = Affine::new(Tensor::new(&[2, 3], vec![0.1, -0.2, 0.3, 0.4, 0.5, -0.6])?,
+//!                           Tensor::zeros(&[3]))?;
+//! let mut relu = Relu::new();
+//! let mut fc2 = Affine::new(Tensor::new(&[3, 2], vec![0.2, -0.1, 0.3, 0.1, -0.5, 0.4])?,
+//!                           Tensor::zeros(&[2]))?;
+//! let mut loss = SoftmaxWithLoss::new();
+//!
+//! let x = Tensor::new(&[2, 2], vec![1.0, 2.0, -1.0, 0.5])?;
+//! let before = loss.forward(&fc2.forward(&relu.forward(&fc1.forward(&x)?)?)?, Labels::Index(&[0, 1]))?;
+//!
+//! let d = loss.backward(1.0)?;
+//! fc1.backward(relu.backward(fc2.backward(d)?)?)?;
+//! for layer in [&mut fc1 as &mut dyn Layer, &mut fc2] {
+//!     layer.visit_params(&mut |p, g| {
+//!         for (p, g) in p.data_mut().iter_mut().zip(g.data()) {
+//!             *p -= 0.5 * g;
+//!         }
+//!     });
+//! }
+//!
+//! let after = loss.forward(&fc2.forward(&relu.forward(&fc1.forward(&x)?)?)?, Labels::Index(&[0, 1]))?;
+//! assert!(after < before);
+//! # Ok::<(), densegrad::Error>(())
+//! ```
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod functional;
+pub mod kernels;
+mod layers;
+mod tensor;
+
+pub use error::Error;
+pub use functional::{log_softmax, softmax};
+pub use layers::{cross_entropy, Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss};
+pub use tensor::Tensor;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

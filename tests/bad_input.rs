@@ -1,0 +1,382 @@
+//! Every public entry point fed bad input: wrong shapes, wrong label counts,
+//! labels ≥ C, empty batches, 0-D tensors, backward before forward, and NaN /
+//! ±∞ values. Bad shapes and labels give an `Err` whose message names the
+//! operation and the shapes; nothing panics. Non-finite *values* are not
+//! errors: they propagate as documented (NaN in, NaN out where it belongs).
+
+mod common;
+
+use common::tensor;
+use densegrad::{
+    cross_entropy, log_softmax, softmax, Affine, Error, Labels, Layer, Relu, Sigmoid,
+    SoftmaxWithLoss, Tensor,
+};
+
+fn msg<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+    r.unwrap_err().to_string()
+}
+
+fn affine(k: usize, m: usize) -> Affine {
+    Affine::new(Tensor::zeros(&[k, m]), Tensor::zeros(&[m])).unwrap()
+}
+
+#[test]
+fn tensor_constructors() {
+    assert_eq!(
+        msg(Tensor::new(&[2, 3], vec![0.0; 7])),
+        "tensor new: shape [2, 3] holds 6 elements but data has 7"
+    );
+    assert!(msg(Tensor::new(&[usize::MAX, usize::MAX], vec![]))
+        .contains("more elements than memory can hold"));
+    assert!(Tensor::new(&[0, 5], vec![]).is_ok());
+    assert!(Tensor::new(&[], vec![1.0]).is_ok());
+    assert!(Tensor::new(&[], vec![]).is_err());
+    assert!(Tensor::try_zeros(&[usize::MAX, 3]).is_err());
+    let mut t = Tensor::zeros(&[2, 3]);
+    assert_eq!(
+        msg(t.reshape(&[5])),
+        "tensor reshape: cannot reshape [2, 3] (6 elements) to [5] (5 elements)"
+    );
+    assert!(msg(t.reshape(&[usize::MAX, 2])).contains("overflows"));
+    assert_eq!(
+        t.shape(),
+        &[2, 3],
+        "a failed reshape leaves the tensor as it was"
+    );
+}
+
+#[test]
+fn backward_before_forward_is_an_error_everywhere() {
+    let d = Tensor::zeros(&[2, 2]);
+    assert_eq!(
+        msg(Relu::new().backward(d.clone())),
+        "relu backward: backward called before forward"
+    );
+    assert_eq!(
+        msg(Sigmoid::new().backward(d.clone())),
+        "sigmoid backward: backward called before forward"
+    );
+    assert_eq!(
+        msg(affine(2, 2).backward(d)),
+        "affine backward: backward called before forward"
+    );
+    assert_eq!(
+        msg(SoftmaxWithLoss::new().backward(1.0)),
+        "softmax with loss backward: backward called before forward"
+    );
+}
+
+#[test]
+fn empty_batches_are_errors_everywhere() {
+    let empty = Tensor::zeros(&[0, 4]);
+    assert_eq!(
+        msg(Relu::new().forward(&empty)),
+        "relu forward: input [0, 4] is empty; a batch needs at least one element"
+    );
+    assert!(
+        msg(Sigmoid::new().forward(&empty)).starts_with("sigmoid forward: input [0, 4] is empty")
+    );
+    assert!(msg(affine(4, 2).forward(&empty)).starts_with("affine forward: input [0, 4] is empty"));
+    assert!(msg(softmax(&empty)).starts_with("softmax: x [0, 4] is empty"));
+    assert!(msg(log_softmax(&Tensor::zeros(&[3, 0]))).starts_with("log softmax: x [3, 0] is empty"));
+    let e = msg(SoftmaxWithLoss::new().forward(&empty, Labels::Index(&[])));
+    assert!(
+        e.starts_with("softmax with loss forward: logits [0, 4] are empty"),
+        "{e}"
+    );
+    assert!(cross_entropy(&Tensor::zeros(&[0]), Labels::Index(&[])).is_err());
+    // (2, 0, 4) flattens to 2 rows of 0 features: the feature count is what is wrong.
+    assert!(msg(affine(4, 2).forward(&Tensor::zeros(&[2, 0, 4])))
+        .contains("(flattened to [2, 0]) but weight is [4, 2]"));
+}
+
+#[test]
+fn zero_dimensional_inputs() {
+    let s = Tensor::new(&[], vec![-2.0]).unwrap();
+    assert_eq!(Relu::new().forward(&s).unwrap().data(), &[0.0]); // elementwise: fine
+    assert!(msg(affine(1, 1).forward(&s)).contains("0-D scalar"));
+    assert!(msg(softmax(&s)).contains("0-D scalar"));
+    assert!(msg(SoftmaxWithLoss::new().forward(&s, Labels::Index(&[0])))
+        .contains("must be 1-D [C] or 2-D [N, C]"));
+}
+
+#[test]
+fn affine_shapes() {
+    assert_eq!(
+        msg(affine(784, 50).forward(&Tensor::zeros(&[100, 783]))),
+        "affine forward: x is [100, 783] but weight is [784, 50]: x needs 784 features per row"
+    );
+    assert_eq!(
+        msg(affine(784, 50).forward(&Tensor::zeros(&[100, 28, 27]))),
+        "affine forward: x is [100, 28, 27] (flattened to [100, 756]) but weight is [784, 50]: x needs 784 features per row"
+    );
+    assert!(
+        msg(affine(4, 3).forward(&Tensor::zeros(&[5]))).contains("x is [5] but weight is [4, 3]")
+    );
+    assert_eq!(
+        msg(Affine::new(Tensor::zeros(&[4]), Tensor::zeros(&[4]))),
+        "affine new: weight is [4] but must be 2-D (in_features, out_features)"
+    );
+    assert_eq!(
+        msg(Affine::new(Tensor::zeros(&[0, 4]), Tensor::zeros(&[4]))),
+        "affine new: weight is [0, 4]; both dimensions must be at least 1"
+    );
+    assert_eq!(
+        msg(Affine::new(Tensor::zeros(&[4, 3]), Tensor::zeros(&[1, 3]))),
+        "affine new: bias is [1, 3] but weight is [4, 3]: bias must be [3]"
+    );
+
+    let mut fc = affine(4, 3);
+    fc.forward(&Tensor::zeros(&[2, 4])).unwrap();
+    assert_eq!(
+        msg(fc.backward(Tensor::zeros(&[2, 4]))),
+        "affine backward: dout is [2, 4] but the forward output was [2, 3]"
+    );
+    assert!(fc.backward(Tensor::zeros(&[3])).is_err());
+    assert!(fc.dw().is_none(), "a failed backward stores no gradient");
+}
+
+#[test]
+fn affine_parameters_reshaped_through_visit_params() {
+    let mut fc = affine(4, 3);
+    fc.forward(&Tensor::zeros(&[2, 4])).unwrap();
+    fc.visit_params(&mut |p, _| {
+        if p.ndim() == 2 {
+            p.reshape(&[3, 4]).unwrap();
+        }
+    });
+    assert_eq!(
+        msg(fc.backward(Tensor::zeros(&[2, 3]))),
+        "affine backward: weight was reshaped from [4, 3] to [3, 4] after forward"
+    );
+    assert!(msg(fc.forward(&Tensor::zeros(&[2, 4]))).contains("bias is [3] but weight is [3, 4]"));
+    fc.visit_params(&mut |p, _| {
+        if p.ndim() == 2 {
+            p.reshape(&[12]).unwrap();
+        }
+    });
+    assert!(msg(fc.forward(&Tensor::zeros(&[2, 4]))).contains("must be 2-D"));
+}
+
+#[test]
+fn elementwise_backward_shapes() {
+    let mut relu = Relu::new();
+    relu.forward(&Tensor::zeros(&[2, 3])).unwrap();
+    assert_eq!(
+        msg(relu.backward(Tensor::zeros(&[3, 2]))),
+        "relu backward: dout is [3, 2] but the forward output was [2, 3]"
+    );
+    let mut sig = Sigmoid::new();
+    sig.forward(&Tensor::zeros(&[6])).unwrap();
+    assert_eq!(
+        msg(sig.backward(Tensor::zeros(&[2, 3]))),
+        "sigmoid backward: dout is [2, 3] but the forward output was [6]"
+    );
+}
+
+#[test]
+fn loss_labels() {
+    let x = Tensor::zeros(&[4, 10]);
+    let mut swl = SoftmaxWithLoss::new();
+    assert_eq!(
+        msg(swl.forward(&x, Labels::Index(&[1, 2, 3]))),
+        "softmax with loss forward: 3 labels for logits [4, 10], which have 4 row(s)"
+    );
+    assert_eq!(
+        msg(swl.forward(&x, Labels::Index(&[1, 2, 10, 3]))),
+        "softmax with loss forward: label 10 at row 2 is out of range for 10 classes"
+    );
+    assert_eq!(
+        msg(swl.forward(&x, Labels::OneHot(&Tensor::zeros(&[4, 9])))),
+        "softmax with loss forward: targets are [4, 9] but logits are [4, 10]; one-hot targets need the logits' shape"
+    );
+    let mut t = Tensor::zeros(&[4, 10]);
+    t.data_mut()[13] = -0.5;
+    assert_eq!(
+        msg(swl.forward(&x, Labels::OneHot(&t))),
+        "softmax with loss forward: target at row 1, class 3 is -0.5; targets must be finite and >= 0"
+    );
+    for bad in [f32::NAN, f32::INFINITY] {
+        t.data_mut()[13] = bad;
+        assert!(swl.forward(&x, Labels::OneHot(&t)).is_err());
+    }
+    assert!(
+        msg(swl.forward(&Tensor::zeros(&[2, 3, 4]), Labels::Index(&[0, 0])))
+            .contains("[2, 3, 4] but must be 1-D [C] or 2-D [N, C]")
+    );
+    assert!(msg(cross_entropy(&x, Labels::Index(&[0]))).starts_with("cross entropy: 1 labels"));
+    // Nothing was cached by the failed calls.
+    assert!(swl.backward(1.0).is_err());
+    assert!(swl.probabilities().is_none());
+}
+
+#[test]
+fn a_failed_forward_keeps_the_previous_cache() {
+    let mut swl = SoftmaxWithLoss::new();
+    swl.forward(&Tensor::from_slice(&[1.0, 8.0, 3.0]), Labels::Index(&[1]))
+        .unwrap();
+    let before = swl.backward(1.0).unwrap();
+    assert!(swl
+        .forward(&Tensor::zeros(&[2, 5]), Labels::Index(&[7, 0]))
+        .is_err());
+    assert_eq!(swl.backward(1.0).unwrap(), before);
+}
+
+#[test]
+fn nan_propagates_where_it_belongs() {
+    let nan = f32::NAN;
+    // ReLU: NaN in → NaN out, and NaN gradient at that position only.
+    let mut relu = Relu::new();
+    let y = relu
+        .forward(&Tensor::from_slice(&[nan, 1.0, -1.0]))
+        .unwrap();
+    assert!(y.data()[0].is_nan() && y.data()[1] == 1.0 && y.data()[2] == 0.0);
+    let dx = relu.backward(Tensor::from_slice(&[2.0, 2.0, 2.0])).unwrap();
+    assert!(dx.data()[0].is_nan());
+    assert_eq!(&dx.data()[1..], &[2.0, 0.0]);
+
+    // Sigmoid: NaN → NaN; ±∞ → 1 / 0 with zero gradient.
+    let mut sig = Sigmoid::new();
+    let y = sig
+        .forward(&Tensor::from_slice(&[
+            nan,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]))
+        .unwrap();
+    assert!(y.data()[0].is_nan());
+    assert_eq!(&y.data()[1..], &[1.0, 0.0]);
+    let dx = sig.backward(Tensor::from_slice(&[1.0, 1.0, 1.0])).unwrap();
+    assert!(dx.data()[0].is_nan());
+    assert_eq!(&dx.data()[1..], &[0.0, 0.0]);
+
+    // Affine: a NaN in row 0 poisons row 0 of y and every dW entry that row
+    // feeds, but not row 1 of y.
+    let mut fc = Affine::new(
+        tensor(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+        Tensor::zeros(&[2]),
+    )
+    .unwrap();
+    let y = fc
+        .forward(&tensor(&[2, 2], vec![nan, 1.0, 1.0, 1.0]))
+        .unwrap();
+    assert!(y.data()[0].is_nan() && y.data()[1].is_nan());
+    assert_eq!(&y.data()[2..], &[4.0, 6.0]);
+    fc.backward(tensor(&[2, 2], vec![1.0; 4])).unwrap();
+    assert!(fc.dw().unwrap().data()[..2].iter().all(|v| v.is_nan()));
+    assert_eq!(&fc.dw().unwrap().data()[2..], &[2.0, 2.0]);
+
+    // softmax: a NaN or +∞ poisons its own row only; −∞ gets probability 0.
+    let x = tensor(
+        &[4, 3],
+        vec![
+            nan,
+            0.0,
+            1.0,
+            f32::INFINITY,
+            0.0,
+            1.0,
+            f32::NEG_INFINITY,
+            0.0,
+            0.0,
+            1.0,
+            2.0,
+            3.0,
+        ],
+    );
+    let y = softmax(&x).unwrap();
+    assert!(y.data()[..6].iter().all(|v| v.is_nan()));
+    assert_eq!(&y.data()[6..9], &[0.0, 0.5, 0.5]);
+    assert!(y.data()[9..].iter().all(|v| v.is_finite()));
+    let all_neg_inf = softmax(&Tensor::from_slice(&[f32::NEG_INFINITY; 3])).unwrap();
+    assert!(all_neg_inf.data().iter().all(|v| v.is_nan()));
+
+    // Loss: NaN logits give a NaN loss and NaN gradients for that row; a −∞
+    // logit on a class the target does not hold costs nothing.
+    let mut swl = SoftmaxWithLoss::new();
+    assert!(swl
+        .forward(&x, Labels::Index(&[0, 0, 1, 2]))
+        .unwrap()
+        .is_nan());
+    let dx = swl.backward(1.0).unwrap();
+    assert!(
+        dx.data()[..6].iter().all(|v| v.is_nan()) && dx.data()[6..].iter().all(|v| v.is_finite())
+    );
+    let loss = swl
+        .forward(
+            &Tensor::from_slice(&[f32::NEG_INFINITY, 0.0]),
+            Labels::OneHot(&Tensor::from_slice(&[0.0, 1.0])),
+        )
+        .unwrap();
+    assert_eq!(loss, 0.0);
+    let loss = swl
+        .forward(
+            &Tensor::from_slice(&[f32::NEG_INFINITY, 0.0]),
+            Labels::Index(&[0]),
+        )
+        .unwrap();
+    assert_eq!(
+        loss,
+        f32::INFINITY,
+        "the true loss of a −∞ target logit is +∞"
+    );
+}
+
+mod arbitrary_shapes {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn shape() -> impl Strategy<Value = Vec<usize>> {
+        proptest::collection::vec(0usize..5, 0..4)
+    }
+
+    fn filled(shape: &[usize], v: f32) -> Tensor {
+        let n = shape.iter().product();
+        tensor(shape, vec![v; n])
+    }
+
+    proptest! {
+        #![proptest_config(crate::common::cases(512))]
+
+        /// Any combination of shapes reaches every entry point without a
+        /// panic; whatever is accepted has the documented output shape.
+        #[test]
+        fn no_entry_point_panics(
+            xs in shape(), ws in shape(), bs in shape(), ds in shape(), ts in shape(),
+            labels in proptest::collection::vec(0usize..6, 0..6),
+            v in prop_oneof![Just(f32::NAN), Just(f32::INFINITY), Just(-1e30f32), Just(0.0f32), -3.0f32..3.0],
+        ) {
+            let (x, d, t) = (filled(&xs, v), filled(&ds, 0.5), filled(&ts, 0.25));
+            for layer in [&mut Relu::new() as &mut dyn Layer, &mut Sigmoid::new()] {
+                let _ = layer.backward(d.clone());
+                if let Ok(y) = layer.forward(&x) {
+                    prop_assert_eq!(y.shape(), x.shape());
+                }
+                let _ = layer.backward(d.clone());
+            }
+            if let Ok(mut fc) = Affine::new(filled(&ws, 0.1), filled(&bs, 0.1)) {
+                let _ = fc.backward(d.clone());
+                if let Ok(y) = fc.forward(&x) {
+                    prop_assert_eq!(y.shape()[y.ndim() - 1], ws[1]);
+                    if let Ok(dx) = fc.backward(d.clone()) {
+                        prop_assert_eq!(dx.shape(), x.shape());
+                    }
+                }
+            }
+            for labels in [Labels::Index(&labels), Labels::OneHot(&t)] {
+                let mut swl = SoftmaxWithLoss::new();
+                if swl.forward(&x, labels).is_ok() {
+                    let dx = swl.backward(1.0).unwrap();
+                    prop_assert_eq!(dx.shape(), x.shape());
+                }
+                let _ = cross_entropy(&x, labels);
+            }
+            if let Ok(y) = softmax(&x) {
+                prop_assert_eq!(y.shape(), x.shape());
+            }
+            let _ = log_softmax(&x);
+            let mut r = x.clone();
+            let _ = r.reshape(&ds);
+        }
+    }
+}
