@@ -4,7 +4,7 @@
 //! row's maximum first, so they are finite for all finite input. See
 //! [`crate::kernels::softmax`] for what NaN and ±∞ logits give.
 
-use crate::kernels::softmax::{log_softmax_rows, softmax_rows};
+use crate::kernels::softmax::{log_softmax_from_stats, softmax_rows, RowStats};
 use crate::{Error, Tensor};
 
 /// The width of the last axis, or an `Err` for 0-D or empty input.
@@ -37,7 +37,8 @@ fn last_axis(op: &'static str, x: &Tensor) -> Result<usize, Error> {
 pub fn softmax(x: &Tensor) -> Result<Tensor, Error> {
     let c = last_axis("softmax", x)?;
     let mut y = Tensor::zeros(x.shape());
-    softmax_rows(x.data(), c, y.data_mut());
+    let mut stats = vec![RowStats::default(); x.numel() / c];
+    softmax_rows(x.data(), c, y.data_mut(), &mut stats);
     Ok(y)
 }
 
@@ -54,6 +55,8 @@ pub fn softmax(x: &Tensor) -> Result<Tensor, Error> {
 pub fn log_softmax(x: &Tensor) -> Result<Tensor, Error> {
     let c = last_axis("log softmax", x)?;
     let mut y = Tensor::zeros(x.shape());
-    log_softmax_rows(x.data(), c, y.data_mut());
+    let mut stats = vec![RowStats::default(); x.numel() / c];
+    softmax_rows(x.data(), c, y.data_mut(), &mut stats);
+    log_softmax_from_stats(x.data(), c, &stats, y.data_mut());
     Ok(y)
 }

@@ -251,11 +251,14 @@ impl Tensor {
         }
     }
 
-    /// Moves `self` into `buf`-backed storage of the same shape, reusing
-    /// `shape`'s allocation: used by layers to hand out their buffers.
-    pub(crate) fn from_parts(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
-        debug_assert_eq!(checked_numel(&shape), Some(data.len()));
-        Tensor { shape, data }
+    /// Makes this tensor `shape`, reusing its allocations: no allocation when
+    /// the capacity already suffices (the layers' reusable buffers). The
+    /// values are unspecified afterwards; callers overwrite them.
+    pub(crate) fn resize_buffer(&mut self, shape: &[usize]) {
+        let n = checked_numel(shape).expect("buffer shape was checked by the caller");
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        self.data.resize(n, 0.0);
     }
 }
 

@@ -1,32 +1,175 @@
 //! Elementwise activations: ReLU and Sigmoid, forward and backward.
 //!
-//! Backward kernels work in place on the upstream gradient, as the notebook's
+//! Vectorized through [`simd`](super::simd) and split across threads above
+//! [`PAR_MIN_ELEMS`](super::parallel::PAR_MIN_ELEMS) elements. Backward
+//! kernels work in place on the upstream gradient, as the notebook's
 //! `dout[self.mask] = 0` does, so a backward pass allocates nothing.
+//!
+//! Each kernel has a `*_with(isa, …)` form running a chosen instruction set;
+//! the plain form uses [`Isa::best`].
 
-/// `y = x > 0 ? x : 0`, written as the notebook's mask `x <= 0` so that NaN
-/// (for which `NaN <= 0` is false) propagates instead of becoming 0.
+use super::parallel::{zip3_chunks, zip_chunks};
+use super::simd::{dispatch, math, F32x8, Isa, SimdKernel};
+
+/// Applies a lane function to `x` into `y`; the padded last chunk is
+/// computed on `pad` lanes and only its real lanes are stored.
+macro_rules! map_kernel {
+    ($name:ident, $pad:expr, |$v:ident| $body:expr) => {
+        struct $name<'a> {
+            x: &'a [f32],
+            y: &'a mut [f32],
+        }
+        impl SimdKernel for $name<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<V: F32x8>(self) {
+                let mut xs = self.x.chunks_exact(8);
+                let mut ys = self.y.chunks_exact_mut(8);
+                for (x, y) in (&mut xs).zip(&mut ys) {
+                    let $v = V::load(x);
+                    ($body).store(y);
+                }
+                let (xr, yr) = (xs.remainder(), ys.into_remainder());
+                if !xr.is_empty() {
+                    let mut buf = [$pad; 8];
+                    buf[..xr.len()].copy_from_slice(xr);
+                    let $v = V::load(&buf);
+                    yr.copy_from_slice(&($body).to_array()[..xr.len()]);
+                }
+            }
+        }
+    };
+}
+
+/// For `d = f(y, d)`: `$inplace` updates `d` in place, `$into` reads `d`
+/// and writes `out`. One body, two memory layouts.
+macro_rules! update_kernel {
+    ($inplace:ident, $into:ident, |$y:ident, $d:ident| $body:expr) => {
+        struct $inplace<'a> {
+            y: &'a [f32],
+            d: &'a mut [f32],
+        }
+        impl SimdKernel for $inplace<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<V: F32x8>(self) {
+                let mut ys = self.y.chunks_exact(8);
+                let mut ds = self.d.chunks_exact_mut(8);
+                for (y, d) in (&mut ys).zip(&mut ds) {
+                    let ($y, $d) = (V::load(y), V::load(d));
+                    ($body).store(d);
+                }
+                let (yr, dr) = (ys.remainder(), ds.into_remainder());
+                if !yr.is_empty() {
+                    let (mut yb, mut db) = ([0.0f32; 8], [0.0f32; 8]);
+                    yb[..yr.len()].copy_from_slice(yr);
+                    db[..dr.len()].copy_from_slice(dr);
+                    let ($y, $d) = (V::load(&yb), V::load(&db));
+                    dr.copy_from_slice(&($body).to_array()[..yr.len()]);
+                }
+            }
+        }
+        struct $into<'a> {
+            y: &'a [f32],
+            d: &'a [f32],
+            out: &'a mut [f32],
+        }
+        impl SimdKernel for $into<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<V: F32x8>(self) {
+                let mut ys = self.y.chunks_exact(8);
+                let mut ds = self.d.chunks_exact(8);
+                let mut os = self.out.chunks_exact_mut(8);
+                for ((y, d), o) in (&mut ys).zip(&mut ds).zip(&mut os) {
+                    let ($y, $d) = (V::load(y), V::load(d));
+                    ($body).store(o);
+                }
+                let (yr, dr, or) = (ys.remainder(), ds.remainder(), os.into_remainder());
+                if !yr.is_empty() {
+                    let (mut yb, mut db) = ([0.0f32; 8], [0.0f32; 8]);
+                    yb[..yr.len()].copy_from_slice(yr);
+                    db[..dr.len()].copy_from_slice(dr);
+                    let ($y, $d) = (V::load(&yb), V::load(&db));
+                    or.copy_from_slice(&($body).to_array()[..yr.len()]);
+                }
+            }
+        }
+    };
+}
+
+// `x <= 0 ? 0 : x`: the notebook's mask, under which NaN (NaN <= 0 is
+// false) propagates instead of becoming 0.
+map_kernel!(ReluForward, 0.0f32, |x| {
+    let zero = V::splat(0.0);
+    V::select(x.le(zero), zero, x)
+});
+
+// A ReLU output is positive, +0 or NaN; `y > 0 ? d : y` passes the gradient
+// where the input was positive, writes +0 where it was ≤ 0 and NaN where it
+// was NaN (the gradient at an undefined point is undefined, not 0).
+update_kernel!(ReluBackward, ReluBackwardInto, |y, d| {
+    V::select(V::splat(0.0).lt(y), d, y)
+});
+
+map_kernel!(SigmoidForward, 0.0f32, |x| math::sigmoid(x));
+
+update_kernel!(SigmoidBackward, SigmoidBackwardInto, |y, d| d
+    .mul(y.mul(V::splat(1.0).sub(y))));
+
+map_kernel!(ExpForward, 0.0f32, |x| math::exp(x));
+
+/// `y = x > 0 ? x : 0` elementwise (NaN propagates).
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), y.len());
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = if x <= 0.0 { 0.0 } else { x };
-    }
+    relu_forward_with(Isa::best(), x, y)
 }
 
-/// `dy = y > 0 ? dy : y`, in place, from the forward *output* `y`.
+/// [`relu_forward`] on instruction set `isa`.
 ///
-/// A ReLU output is positive, +0 or NaN, so this passes the gradient where
-/// the input was positive, writes +0 where it was ≤ 0, and writes NaN where
-/// the input was NaN: the gradient at an undefined point is undefined, and
-/// saying 0 there would hide it.
-pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
-    debug_assert_eq!(y.len(), dy.len());
-    for (d, &y) in dy.iter_mut().zip(y) {
-        *d = if y > 0.0 { *d } else { y };
-    }
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn relu_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "relu_forward: x and y differ in length");
+    zip_chunks(x, y, |x, y| dispatch(isa, ReluForward { x, y }));
 }
 
-/// `σ(x) = 1 / (1 + e^(-x))`, evaluated so that `e^t` only ever sees
-/// `t ≤ 0`: it never overflows, σ(±1e30) is exactly 1 or 0, and NaN gives NaN.
+/// `dy = y > 0 ? dy : y`, in place, from the forward *output* `y`: the
+/// gradient passes where the input was positive, is +0 where it was ≤ 0 and
+/// NaN where it was NaN.
+pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
+    relu_backward_with(Isa::best(), y, dy)
+}
+
+/// [`relu_backward`] on instruction set `isa`.
+///
+/// # Panics
+/// If `y` and `dy` differ in length.
+pub fn relu_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "relu_backward: y and dy differ in length"
+    );
+    zip_chunks(y, dy, |y, d| dispatch(isa, ReluBackward { y, d }));
+}
+
+/// [`relu_backward`] out of place: `dx = y > 0 ? dy : y`, on `isa`.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn relu_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        y.len() == dy.len() && y.len() == dx.len(),
+        "relu_backward: lengths differ"
+    );
+    zip3_chunks(y, dy, dx, |y, d, out| {
+        dispatch(isa, ReluBackwardInto { y, d, out })
+    });
+}
+
+/// `σ(x) = 1 / (1 + e^(-x))` for one value, evaluated so that `e^t` only
+/// ever sees `t ≤ 0`: it never overflows, σ(±1e30) is exactly 1 or 0, and
+/// NaN gives NaN. The scalar reference for the vector kernels.
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -38,18 +181,63 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// `y = σ(x)` elementwise.
+/// `y = σ(x)` elementwise, vectorized: `z = e^(−|x|)`, then `1/(1 + z)` for
+/// x ≥ 0 and `z/(1 + z)` for x < 0, with a true division.
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), y.len());
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = sigmoid(x);
-    }
+    sigmoid_forward_with(Isa::best(), x, y)
 }
 
-/// `dy = dy · y · (1 − y)`, in place, from the forward output `y`.
+/// [`sigmoid_forward`] on instruction set `isa`.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn sigmoid_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "sigmoid_forward: x and y differ in length"
+    );
+    zip_chunks(x, y, |x, y| dispatch(isa, SigmoidForward { x, y }));
+}
+
+/// `dy = dy · (y · (1 − y))`, in place, from the forward output `y`.
 pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
-    debug_assert_eq!(y.len(), dy.len());
-    for (d, &y) in dy.iter_mut().zip(y) {
-        *d *= y * (1.0 - y);
-    }
+    sigmoid_backward_with(Isa::best(), y, dy)
+}
+
+/// [`sigmoid_backward`] on instruction set `isa`.
+///
+/// # Panics
+/// If `y` and `dy` differ in length.
+pub fn sigmoid_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "sigmoid_backward: y and dy differ in length"
+    );
+    zip_chunks(y, dy, |y, d| dispatch(isa, SigmoidBackward { y, d }));
+}
+
+/// [`sigmoid_backward`] out of place: `dx = dy · (y · (1 − y))`, on `isa`.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn sigmoid_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        y.len() == dy.len() && y.len() == dx.len(),
+        "sigmoid_backward: lengths differ"
+    );
+    zip3_chunks(y, dy, dx, |y, d, out| {
+        dispatch(isa, SigmoidBackwardInto { y, d, out })
+    });
+}
+
+/// `y = e^x` elementwise with the vector `exp` the other kernels use (exposed
+/// so its accuracy can be measured on its own).
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "exp: x and y differ in length");
+    zip_chunks(x, y, |x, y| dispatch(isa, ExpForward { x, y }));
 }

@@ -32,26 +32,74 @@ pub struct MatRef<'a> {
 }
 
 impl<'a> MatRef<'a> {
-    /// The `rows`×`cols` row-major matrix at the start of `data`.
+    /// The `rows`×`cols` matrix whose element (i, j) is
+    /// `data[i·row_stride + j·col_stride]`.
     ///
     /// # Panics
-    /// If `data` holds fewer than `rows * cols` elements: callers check shapes
+    /// If that reaches past the end of `data` (computed with overflow-checked
+    /// arithmetic), or a stride exceeds `isize::MAX`. Callers check shapes
     /// first and report an `Error`, so a panic here is a bug in densegrad.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        let need = rows.checked_mul(cols);
+    pub fn new(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        let last = if rows == 0 || cols == 0 {
+            Some(0)
+        } else {
+            (rows - 1)
+                .checked_mul(row_stride)
+                .and_then(|r| {
+                    (cols - 1)
+                        .checked_mul(col_stride)
+                        .and_then(|c| r.checked_add(c))
+                })
+                .and_then(|i| i.checked_add(1))
+        };
         assert!(
-            need.is_some_and(|n| n <= data.len()),
-            "gemm: a {rows}x{cols} matrix does not fit in {} elements",
+            last.is_some_and(|n| n <= data.len()),
+            "gemm: a {rows}x{cols} matrix with strides ({row_stride}, {col_stride}) does not fit in {} elements",
             data.len()
         );
-        assert!(cols <= isize::MAX as usize);
+        assert!(row_stride <= isize::MAX as usize && col_stride <= isize::MAX as usize);
         MatRef {
             data,
             rows,
             cols,
-            row_stride: cols,
-            col_stride: 1,
+            row_stride,
+            col_stride,
         }
+    }
+
+    /// The `rows`×`cols` row-major matrix at the start of `data`.
+    ///
+    /// # Panics
+    /// If `data` holds fewer than `rows * cols` elements.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        MatRef::new(data, rows, cols, cols, 1)
+    }
+
+    /// Rows `start..start + len` of this matrix, as a view (no copy).
+    ///
+    /// # Panics
+    /// If the range is not inside the matrix.
+    pub fn row_block(self, start: usize, len: usize) -> Self {
+        assert!(
+            start.checked_add(len).is_some_and(|end| end <= self.rows),
+            "gemm: row block out of range"
+        );
+        if len == 0 {
+            return MatRef::new(&[], 0, self.cols, self.row_stride, self.col_stride);
+        }
+        MatRef::new(
+            &self.data[start * self.row_stride..],
+            len,
+            self.cols,
+            self.row_stride,
+            self.col_stride,
+        )
     }
 
     /// The transpose, as a view with swapped strides (no copy).
@@ -110,11 +158,12 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         }
         return;
     }
-    // Every view's strides fit in isize: row_major checked `cols`, and the
-    // other stride is 1. The casts below are therefore lossless.
-    // SAFETY: A and B are `MatRef`s, whose constructors proved that every
-    // element (i, l) with i < rows, l < cols lies inside their slice (for a
-    // transpose the same set of elements is reached). C has exactly m·n
+    // Every view's strides fit in isize (checked by `MatRef::new`), and so
+    // does n (C's length is at most isize::MAX / 4 elements): the casts below
+    // are lossless.
+    // SAFETY: A and B are `MatRef`s, whose constructor proved that every
+    // element (i, l) with i < rows, l < cols lies inside their slice (a
+    // transpose or a row block reaches a subset of those elements). C has exactly m·n
     // elements, checked above, addressed with row stride n and column stride
     // 1, so every write is in bounds. C is a `&mut` borrow and A, B are `&`
     // borrows, so C overlaps neither. m, k, n are all nonzero here.
@@ -136,6 +185,45 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
             1,
         );
     }
+}
+
+/// Products below this many flops (2·m·k·n) run on the calling thread: at
+/// ~70 GFLOP/s per core that is ~60 µs of work, twice a fork/join.
+pub const GEMM_PAR_MIN_FLOPS: usize = 4_000_000;
+
+/// [`gemm`], with the rows of C (and of A) split across rayon threads when
+/// the product is large enough.
+///
+/// Each thread computes whole rows of C with one `sgemm` call over the
+/// matching rows of A: no element of C is summed across threads, and
+/// matrixmultiply computes an element with the same sequence of operations
+/// whatever rows its call covers, so the result is bitwise identical for any
+/// number of threads (`tests/determinism.rs` checks it).
+///
+/// # Panics
+/// As [`gemm`].
+pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let threads = rayon::current_num_threads();
+    let flops = m.saturating_mul(k).saturating_mul(n).saturating_mul(2);
+    if threads < 2 || flops < GEMM_PAR_MIN_FLOPS || m < 16 || n == 0 {
+        return gemm(alpha, a, b, beta, c);
+    }
+    assert_eq!(
+        Some(c.len()),
+        m.checked_mul(n),
+        "gemm: C has {} elements, expected {m}x{n}",
+        c.len()
+    );
+    // Blocks of whole 8-row panels (the AVX kernels' MR), one per thread.
+    let rows_per = m.div_ceil(threads).next_multiple_of(8);
+    use rayon::prelude::*;
+    c.par_chunks_mut(rows_per * n)
+        .enumerate()
+        .for_each(|(i, c)| {
+            let start = i * rows_per;
+            gemm(alpha, a.row_block(start, c.len() / n), b, beta, c);
+        });
 }
 
 #[cfg(test)]

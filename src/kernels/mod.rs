@@ -11,9 +11,14 @@
 //! - [`softmax`]: row-wise max, log-sum-exp, softmax, log-softmax and the
 //!   fused softmax-cross-entropy forward/backward.
 //! - [`reduce`]: column sums (for `db`) and row broadcast (for `+ b`).
-//! - [`gemm`]: the only `unsafe` in the crate, a checked `sgemm` wrapper.
+//! - [`gemm`]: a checked `sgemm` wrapper, one of the two places with `unsafe`.
+//! - [`simd`]: the lane trait every vector kernel is written in, and run-time
+//!   dispatch to AVX2+FMA (the other place with `unsafe`).
+//! - [`parallel`]: splitting across rayon threads on fixed boundaries.
 
 pub mod activation;
 pub mod gemm;
+pub mod parallel;
 pub mod reduce;
+pub mod simd;
 pub mod softmax;

@@ -1,25 +1,151 @@
-//! Reductions and broadcasts along the batch axis.
+//! Reductions and broadcasts along the batch axis, and the optimizer update.
 
-/// `out[j] = Σ_i x[i, j]` for a row-major `x` with `out.len()` columns.
-///
-/// Rows are added in order, so the result does not depend on how the caller
-/// later splits work: the sum for a column is always the same sequence of
-/// additions.
-pub fn col_sums(x: &[f32], out: &mut [f32]) {
-    let cols = out.len();
-    debug_assert!(cols > 0 && x.len() % cols == 0);
-    out.fill(0.0);
-    for row in x.chunks_exact(cols) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += v;
+use rayon::prelude::*;
+
+use super::parallel::worth_splitting;
+use super::simd::{dispatch, F32x8, Isa, SimdKernel};
+
+/// `out[j] = Σ_i x[i, j]` over a block of columns `x[.., c0..c0 + out.len()]`.
+struct ColSums<'a> {
+    x: &'a [f32],
+    cols: usize,
+    c0: usize,
+    out: &'a mut [f32],
+}
+
+impl SimdKernel for ColSums<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: F32x8>(self) {
+        let w = self.out.len();
+        self.out.fill(0.0);
+        // Rows are added in order, so each column's sum is the same sequence
+        // of additions however the columns are split.
+        for row in self.x.chunks_exact(self.cols) {
+            let row = &row[self.c0..self.c0 + w];
+            let mut rs = row.chunks_exact(8);
+            let mut os = self.out.chunks_exact_mut(8);
+            for (r, o) in (&mut rs).zip(&mut os) {
+                V::load(o).add(V::load(r)).store(o);
+            }
+            for (o, &r) in os.into_remainder().iter_mut().zip(rs.remainder()) {
+                *o += r;
+            }
         }
     }
 }
 
+/// Columns per task when `col_sums` is split (a multiple of 8 lanes).
+const COL_BLOCK: usize = 256;
+
+/// `out[j] = Σ_i x[i, j]` for a row-major `x` with `out.len()` columns, on
+/// `isa`: the bias gradient `db = Σ_rows dY`.
+///
+/// Large inputs split across threads by blocks of columns; each column is
+/// summed by one task, over the rows in order, so the result is bitwise
+/// identical for any number of threads.
+///
+/// # Panics
+/// If `out` is empty or `x.len()` is not a multiple of `out.len()`.
+pub fn col_sums_with(isa: Isa, x: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    assert!(
+        cols > 0 && x.len() % cols == 0,
+        "col_sums: {} elements in rows of {cols}",
+        x.len()
+    );
+    if worth_splitting(x.len()) && cols > COL_BLOCK {
+        out.par_chunks_mut(COL_BLOCK)
+            .enumerate()
+            .for_each(|(b, out)| {
+                dispatch(
+                    isa,
+                    ColSums {
+                        x,
+                        cols,
+                        c0: b * COL_BLOCK,
+                        out,
+                    },
+                )
+            });
+    } else {
+        dispatch(
+            isa,
+            ColSums {
+                x,
+                cols,
+                c0: 0,
+                out,
+            },
+        );
+    }
+}
+
+/// [`col_sums_with`] on [`Isa::best`].
+pub fn col_sums(x: &[f32], out: &mut [f32]) {
+    col_sums_with(Isa::best(), x, out)
+}
+
 /// Copies `row` into every row of the row-major `out`.
+///
+/// # Panics
+/// If `row` is empty or `out.len()` is not a multiple of `row.len()`.
 pub fn broadcast_rows(row: &[f32], out: &mut [f32]) {
-    debug_assert!(!row.is_empty() && out.len() % row.len() == 0);
+    assert!(
+        !row.is_empty() && out.len() % row.len() == 0,
+        "broadcast_rows: lengths"
+    );
     for dst in out.chunks_exact_mut(row.len()) {
         dst.copy_from_slice(row);
     }
+}
+
+/// `y += a · x` over a chunk.
+struct Axpy<'a> {
+    a: f32,
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl SimdKernel for Axpy<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: F32x8>(self) {
+        let av = V::splat(self.a);
+        let mut xs = self.x.chunks_exact(8);
+        let mut ys = self.y.chunks_exact_mut(8);
+        for (x, y) in (&mut xs).zip(&mut ys) {
+            V::load(x).mul_add(av, V::load(y)).store(y);
+        }
+        let (xr, yr) = (xs.remainder(), ys.into_remainder());
+        if !xr.is_empty() {
+            // The tail goes through the same lanes, so it rounds like the rest.
+            let (mut xb, mut yb) = ([0.0f32; 8], [0.0f32; 8]);
+            xb[..xr.len()].copy_from_slice(xr);
+            yb[..yr.len()].copy_from_slice(yr);
+            let v = V::load(&xb).mul_add(av, V::load(&yb));
+            yr.copy_from_slice(&v.to_array()[..xr.len()]);
+        }
+    }
+}
+
+/// `y += a · x` elementwise (fused where the instruction set has FMA), on
+/// `isa`: the SGD update `w += (−lr) · dw`.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
+    if worth_splitting(x.len()) {
+        x.par_chunks(super::parallel::PAR_CHUNK_ELEMS)
+            .zip(y.par_chunks_mut(super::parallel::PAR_CHUNK_ELEMS))
+            .for_each(|(x, y)| dispatch(isa, Axpy { a, x, y }));
+    } else {
+        dispatch(isa, Axpy { a, x, y });
+    }
+}
+
+/// [`axpy_with`] on [`Isa::best`].
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    axpy_with(Isa::best(), a, x, y)
 }

@@ -1,34 +1,39 @@
 //! Row-wise softmax, log-softmax and the fused softmax-cross-entropy.
 //!
-//! Every function works on a row-major matrix of rows of `cols` elements,
-//! one row at a time, and subtracts the row's own maximum `m` before `exp`,
-//! so nothing overflows for any finite input.
+//! Every function works on a row-major matrix of rows of `cols` elements and
+//! subtracts each row's maximum `m` before `exp`, so nothing overflows for any
+//! finite input. Rows are vectorized through [`simd`](super::simd) and, for
+//! large matrices, blocks of rows go to different threads; per-row losses
+//! are summed afterwards in row order, so the result does not depend on the
+//! number of threads.
 //!
-//! Accuracy (measured against f64 in `tests/forward_reference.rs`):
+//! Accuracy (measured against f64 in `tests/forward_reference.rs` and
+//! `tests/simd_accuracy.rs`):
 //! - `x − m` is rounded in f32, which alone would cost `|x − m|·ε/2` relative
 //!   error in `exp(x − m)` (~18 ε for a gap of 37). Its exact residual `r`
 //!   (Knuth's TwoSum) corrects it: `exp(x − m) ≈ exp(d)·(1 + r)`.
-//! - `s = Σ exp(x_j − m)` is kept as `1 + rest`, where `rest` sums in f64
-//!   only the terms below the maximum (each element equal to the maximum adds
-//!   exactly 1). Then `ln s = ln_1p(rest)` and `1 − p_top = rest / s` keep
-//!   full relative precision for confident rows, where `s − 1` is as small as
-//!   1e-30 and would vanish if 1 were added first.
+//! - `s = Σ exp(x_j − m)` is kept as `1 + rest`, where `rest` sums only the
+//!   terms below the maximum (each element equal to the maximum adds exactly
+//!   1 through a count), with a compensated (Kahan) sum per lane. Then
+//!   `ln s = ln_1p(rest)` and `1 − p_top = rest / s` keep full relative
+//!   precision for confident rows, where `s − 1` is as small as 1e-30 and
+//!   would vanish if 1 were added first; and wide rows (C = 32 000) keep a
+//!   sum accurate to a few ulp.
 //!
 //! Non-finite logits: a NaN or +∞ anywhere in a row makes the whole row's
 //! softmax (and its loss) NaN, as does a row of all −∞; a −∞ in an otherwise
 //! finite row gets probability 0. The max skips NaN, then the NaN reaches the
 //! sum through `exp(NaN − m)` (or `exp(∞ − ∞)`), which poisons the row.
 
-/// The largest non-NaN element of `row` (−∞ if there is none).
-#[inline]
-pub fn row_max(row: &[f32]) -> f32 {
-    row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-}
+use rayon::prelude::*;
+
+use super::parallel::rows_per_task;
+use super::simd::{dispatch, math, F32x8, Isa, SimdKernel};
 
 /// What a row's softmax needs besides the exponentials themselves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RowStats {
-    /// The row maximum.
+    /// The row maximum (NaN skipped; −∞ if there is no other value).
     pub max: f32,
     /// `Σ_j exp(x_j − max) − 1`, accumulated without the 1 so that it keeps
     /// its relative precision when tiny; ≥ 0 for a row without NaN.
@@ -48,11 +53,11 @@ impl RowStats {
         self.rest.ln_1p()
     }
 
-    /// The softmax of the row's largest element, `1/s`, rounded to f32 by
-    /// the same division that produces it in [`softmax_rows`] (bit-equal).
+    /// `1/s` in f32: the factor that turns exponentials into probabilities,
+    /// and so, bit for bit, the probability of the row's maximum.
     #[inline]
     pub fn p_top(&self) -> f32 {
-        1.0 / self.sum() as f32
+        (1.0 / self.sum()) as f32
     }
 
     /// `1 − p_top = rest / s`, without the cancellation of `1 − p_top`.
@@ -62,111 +67,249 @@ impl RowStats {
     }
 }
 
-/// `exp(x − m)` for `m ≥ x`, with the f32 rounding of `x − m` corrected.
+/// Per-row values the fused backward needs: `p_top` and `1 − p_top`.
+pub type TopProb = (f32, f32);
+
+/// The largest non-NaN element of `x` (−∞ if none).
+#[inline(always)]
+fn row_max<V: F32x8>(x: &[f32]) -> f32 {
+    let mut acc = V::splat(f32::NEG_INFINITY);
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        let v = V::load(c);
+        // `acc < v` is false for a NaN v, which is so skipped.
+        acc = V::select(acc.lt(v), v, acc);
+    }
+    let mut m = f32::NEG_INFINITY;
+    for v in acc
+        .to_array()
+        .into_iter()
+        .chain(chunks.remainder().iter().copied())
+    {
+        if m < v {
+            m = v;
+        }
+    }
+    m
+}
+
+/// Per-lane compensated (Kahan) sum of `e − [x = max]`, and a count of
+/// the lanes equal to the max.
+struct RestSum<V> {
+    sum: V,
+    comp: V,
+    count: V,
+}
+
+impl<V: F32x8> RestSum<V> {
+    #[inline(always)]
+    fn new() -> Self {
+        let zero = V::splat(0.0);
+        RestSum {
+            sum: zero,
+            comp: zero,
+            count: zero,
+        }
+    }
+
+    /// `exp(x − m)` for the lanes of `x`, added to the sums.
+    #[inline(always)]
+    fn push(&mut self, x: V, m: V) -> V {
+        let ev = math::exp_shifted(x, m);
+        let is_max = V::select(x.eq(m), V::splat(1.0), V::splat(0.0));
+        let term = ev.sub(is_max).sub(self.comp);
+        let t = self.sum.add(term);
+        self.comp = t.sub(self.sum).sub(term);
+        self.sum = t;
+        self.count = self.count.add(is_max);
+        ev
+    }
+
+    /// `Σ e − 1`: the lanes' sums minus their compensations, plus the
+    /// maxima's count minus one, in f64.
+    #[inline(always)]
+    fn rest(self) -> f64 {
+        let (sum, comp, count) = (
+            self.sum.to_array(),
+            self.comp.to_array(),
+            self.count.to_array(),
+        );
+        let mut rest = 0.0f64;
+        let mut n = 0.0f64;
+        for i in 0..8 {
+            rest += sum[i] as f64 - comp[i] as f64;
+            n += count[i] as f64;
+        }
+        rest + (n - 1.0)
+    }
+}
+
+/// Writes `exp(x_j − max)` into `e` and returns `rest` (see [`RowStats`]).
+#[inline(always)]
+fn exp_shifted_row<V: F32x8>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
+    let m = V::splat(max);
+    let mut acc = RestSum::<V>::new();
+    let mut xs = x.chunks_exact(8);
+    let mut es = e.chunks_exact_mut(8);
+    for (x, e) in (&mut xs).zip(&mut es) {
+        acc.push(V::load(x), m).store(e);
+    }
+    let (xr, er) = (xs.remainder(), es.into_remainder());
+    if !xr.is_empty() {
+        // −∞ pads contribute exp(−∞) = 0 and are never the max of a row
+        // with a finite max.
+        let mut buf = [f32::NEG_INFINITY; 8];
+        buf[..xr.len()].copy_from_slice(xr);
+        er.copy_from_slice(&acc.push(V::load(&buf), m).to_array()[..xr.len()]);
+    }
+    acc.rest()
+}
+
+/// `y *= s` for a row.
+#[inline(always)]
+fn scale_row<V: F32x8>(y: &mut [f32], s: f32) {
+    let sv = V::splat(s);
+    let mut ys = y.chunks_exact_mut(8);
+    for y in &mut ys {
+        V::load(y).mul(sv).store(y);
+    }
+    for y in ys.into_remainder() {
+        *y *= s;
+    }
+}
+
+/// Softmax of a block of rows: probabilities into `y`, stats per row.
+struct SoftmaxBlock<'a> {
+    x: &'a [f32],
+    cols: usize,
+    y: &'a mut [f32],
+    stats: &'a mut [RowStats],
+}
+
+impl SimdKernel for SoftmaxBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: F32x8>(self) {
+        let rows = self
+            .x
+            .chunks_exact(self.cols)
+            .zip(self.y.chunks_exact_mut(self.cols));
+        for ((x, y), st) in rows.zip(self.stats.iter_mut()) {
+            let max = row_max::<V>(x);
+            let rest = exp_shifted_row::<V>(x, max, y);
+            *st = RowStats { max, rest };
+            scale_row::<V>(y, st.p_top());
+        }
+    }
+}
+
+/// Softmax of each row of `x` into `y`, and each row's [`RowStats`] into
+/// `stats` (one per row), on instruction set `isa`.
 ///
-/// `d = x − m` rounds; TwoSum gives the exact residual `r = (x − m) − d`,
-/// and `exp(d + r) = exp(d)·(1 + r + O(r²))` with `|r| ≤ ulp(d)/2`. When
-/// `x − m` overflows or is not finite, `r` is NaN and `exp(d)` (0 or NaN)
-/// is already the answer.
-#[inline]
-pub fn exp_shifted(x: f32, m: f32) -> f32 {
-    let d = x - m;
-    let bb = d - x;
-    let r = (x - (d - bb)) + (-m - bb);
-    let e = d.exp();
-    if r.is_finite() {
-        e + e * r
-    } else {
-        e
+/// # Panics
+/// If the slices do not describe `stats.len()` rows of `cols > 0` elements.
+pub fn softmax_rows_with(isa: Isa, x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
+    let rows = stats.len();
+    assert!(
+        cols > 0 && Some(x.len()) == rows.checked_mul(cols) && x.len() == y.len(),
+        "softmax_rows: {} and {} elements for {rows} rows of {cols}",
+        x.len(),
+        y.len()
+    );
+    let per = rows_per_task(rows, cols);
+    if per >= rows {
+        dispatch(isa, SoftmaxBlock { x, cols, y, stats });
+        return;
     }
+    x.par_chunks(per * cols)
+        .zip(y.par_chunks_mut(per * cols))
+        .zip(stats.par_chunks_mut(per))
+        .for_each(|((x, y), stats)| dispatch(isa, SoftmaxBlock { x, cols, y, stats }));
 }
 
-/// Writes `e_j = exp(x_j − m)` into `e` and returns the row's [`RowStats`].
-#[inline]
-pub fn exp_shifted_row(x: &[f32], e: &mut [f32]) -> RowStats {
-    debug_assert_eq!(x.len(), e.len());
-    let max = row_max(x);
-    // rest = Σ_j (e_j − [x_j = max]) + (count − 1): the maxima contribute
-    // their exact 1s through `count`, never through the f64 sum. A NaN e_j
-    // (NaN logit, or ∞ − ∞) reaches `rest` either way.
-    let mut rest = 0.0f64;
-    let mut count = 0.0f64;
-    for (e, &x) in e.iter_mut().zip(x) {
-        *e = exp_shifted(x, max);
-        let is_max = x == max;
-        count += f64::from(u8::from(is_max));
-        rest += *e as f64 - f64::from(u8::from(is_max));
-    }
-    RowStats {
-        max,
-        rest: rest + (count - 1.0),
-    }
+/// Softmax of each row of `x` into `y`, with a stats buffer of `stats.len()`
+/// rows, on [`Isa::best`]. See [`softmax_rows_with`].
+pub fn softmax_rows(x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
+    softmax_rows_with(Isa::best(), x, cols, y, stats)
 }
 
-/// Divides a row of exponentials by their sum, giving probabilities.
-#[inline]
-fn normalize_row(e: &mut [f32], stats: &RowStats) {
-    let s = stats.sum() as f32;
-    for y in e.iter_mut() {
-        *y /= s;
-    }
-}
-
-/// Softmax of each row of `x` into `y`.
-pub fn softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
-    debug_assert!(cols > 0 && x.len() == y.len() && x.len() % cols == 0);
-    for (x, y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-        let stats = exp_shifted_row(x, y);
-        normalize_row(y, &stats);
-    }
-}
-
-/// Log-softmax of each row of `x` into `y`: `x_j − m − ln Σ exp(x_k − m)`,
-/// formed in f64 and rounded once.
-pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
-    debug_assert!(cols > 0 && x.len() == y.len() && x.len() % cols == 0);
-    for (x, y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-        let stats = exp_shifted_row(x, y);
-        let (m, ln_s) = (stats.max as f64, stats.ln_sum());
+/// Log-softmax of each row from its stats: `y_j = (x_j − m) − ln s`, formed
+/// in f64 and rounded once. `stats` must come from [`softmax_rows`] on `x`.
+pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mut [f32]) {
+    assert!(cols > 0 && x.len() == y.len() && Some(x.len()) == stats.len().checked_mul(cols));
+    for ((x, y), st) in x
+        .chunks_exact(cols)
+        .zip(y.chunks_exact_mut(cols))
+        .zip(stats)
+    {
+        let (m, ln_s) = (st.max as f64, st.ln_sum());
         for (y, &x) in y.iter_mut().zip(x) {
             *y = ((x as f64 - m) - ln_s) as f32;
         }
     }
 }
 
-/// Per-row values the fused backward needs: `p_top` and `1 − p_top`.
-pub type TopProb = (f32, f32);
+/// The loss of one row with class-index label: `(m − x_label) + ln s`, so
+/// the large, equal parts of `logsumexp` and `x_label` cancel exactly.
+#[inline]
+pub fn index_row_loss(x_label: f32, st: &RowStats) -> f64 {
+    (st.max as f64 - x_label as f64) + st.ln_sum()
+}
 
-/// Fused softmax + cross-entropy with class-index labels.
-///
-/// Writes the softmax of each row of `x` into `y`, each row's
-/// (`p_top`, `1 − p_top`) into `top`, and returns the *sum* over rows of
-/// `logsumexp(x_i) − x_i[labels[i]]` in f64, formed as
-/// `(m − x_label) + ln_1p(s − 1)` so the large equal parts cancel exactly.
-pub fn softmax_xent_index_forward(
-    x: &[f32],
-    cols: usize,
-    labels: &[usize],
-    y: &mut [f32],
-    top: &mut [TopProb],
-) -> f64 {
-    debug_assert!(cols > 0 && x.len() == y.len() && x.len() == labels.len() * cols);
-    debug_assert_eq!(top.len(), labels.len());
-    let mut total = 0.0f64;
-    let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
-    for (((x, y), &label), top) in rows.zip(labels).zip(top.iter_mut()) {
-        let stats = exp_shifted_row(x, y);
-        normalize_row(y, &stats);
-        *top = (stats.p_top(), stats.one_minus_p_top());
-        total += (stats.max as f64 - x[label] as f64) + stats.ln_sum();
+/// The loss of one row with dense targets, `Σ_j t_j·((m − x_j) + ln s)`, in
+/// f64, and the row's target sum `T`. Terms with `t_j = 0` are skipped, so a
+/// −∞ logit where the target is 0 contributes 0, not `0·∞ = NaN`.
+#[inline]
+pub fn dense_row_loss(x: &[f32], t: &[f32], st: &RowStats) -> (f64, f64) {
+    let (m, ln_s) = (st.max as f64, st.ln_sum());
+    let (mut loss, mut sum_t) = (0.0f64, 0.0f64);
+    for (&t, &x) in t.iter().zip(x) {
+        if t != 0.0 {
+            sum_t += t as f64;
+            loss += t as f64 * ((m - x as f64) + ln_s);
+        }
     }
-    total
+    (loss, sum_t)
+}
+
+/// `dx = scale · (y − onehot(label))` for a block of rows, with `y − 1` for
+/// the top class taken as `−(1 − p_top)`.
+struct IndexBackwardBlock<'a> {
+    y: &'a [f32],
+    cols: usize,
+    labels: &'a [usize],
+    top: &'a [TopProb],
+    scale: f32,
+    dx: &'a mut [f32],
+}
+
+impl SimdKernel for IndexBackwardBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: F32x8>(self) {
+        let rows = self
+            .y
+            .chunks_exact(self.cols)
+            .zip(self.dx.chunks_exact_mut(self.cols));
+        for (((y, dx), &label), &top) in rows.zip(self.labels).zip(self.top) {
+            let s = V::splat(self.scale);
+            let mut ys = y.chunks_exact(8);
+            let mut ds = dx.chunks_exact_mut(8);
+            for (y, d) in (&mut ys).zip(&mut ds) {
+                V::load(y).mul(s).store(d);
+            }
+            for (d, &y) in ds.into_remainder().iter_mut().zip(ys.remainder()) {
+                *d = y * self.scale;
+            }
+            dx[label] = y_minus_one(y[label], top) * self.scale;
+        }
+    }
 }
 
 /// `y − 1` for a probability `y` of a row with top values `top`: exact
 /// `−(1 − p_top)` when `y` is the top probability, where the subtraction
 /// would cancel; plain `y − 1` (no cancellation: y ≤ ½) otherwise.
-#[inline]
+#[inline(always)]
 fn y_minus_one(y: f32, top: TopProb) -> f32 {
     if y == top.0 {
         -top.1
@@ -175,9 +318,105 @@ fn y_minus_one(y: f32, top: TopProb) -> f32 {
     }
 }
 
-/// `dx = scale · (y − onehot(labels))` for each row, the gradient of the
-/// index-label cross-entropy times `scale` (= dout / N for the mean loss).
-pub fn softmax_xent_index_backward(
+/// `dx = scale · (y·T − t)` for a block of rows; for top-probability
+/// entries `(T − t) − T·(1 − p_top)`, which does not cancel when y ≈ t ≈ 1.
+struct DenseBackwardBlock<'a> {
+    y: &'a [f32],
+    cols: usize,
+    t: &'a [f32],
+    t_sums: &'a [f32],
+    top: &'a [TopProb],
+    scale: f32,
+    dx: &'a mut [f32],
+}
+
+impl SimdKernel for DenseBackwardBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: F32x8>(self) {
+        let cols = self.cols;
+        let rows = self
+            .y
+            .chunks_exact(cols)
+            .zip(self.t.chunks_exact(cols))
+            .zip(self.dx.chunks_exact_mut(cols));
+        for (((y, t), dx), (&t_sum, &top)) in rows.zip(self.t_sums.iter().zip(self.top)) {
+            let (tv, p_top, q, s) = (
+                V::splat(t_sum),
+                V::splat(top.0),
+                V::splat(top.1),
+                V::splat(self.scale),
+            );
+            let mut ys = y.chunks_exact(8);
+            let mut ts = t.chunks_exact(8);
+            let mut ds = dx.chunks_exact_mut(8);
+            for ((y, t), d) in (&mut ys).zip(&mut ts).zip(&mut ds) {
+                let (yv, tt) = (V::load(y), V::load(t));
+                let top_g = tv.sub(tt).sub(tv.mul(q));
+                let g = V::select(yv.eq(p_top), top_g, yv.mul(tv).sub(tt));
+                g.mul(s).store(d);
+            }
+            let rest = ys
+                .remainder()
+                .iter()
+                .zip(ts.remainder())
+                .zip(ds.into_remainder());
+            for ((&y, &t), d) in rest {
+                let g = if y == top.0 {
+                    (t_sum - t) - t_sum * top.1
+                } else {
+                    y * t_sum - t
+                };
+                *d = g * self.scale;
+            }
+        }
+    }
+}
+
+/// Fused softmax + cross-entropy with class-index labels, on `isa`.
+///
+/// Writes the softmax of each row of `x` into `y`, each row's stats into
+/// `stats` and its loss `logsumexp(x_i) − x_i[labels[i]]` into `losses`, and
+/// returns the sum of the losses (in row order, in f64).
+///
+/// # Panics
+/// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
+/// or a label is ≥ `cols`.
+pub fn softmax_xent_index_forward_with(
+    isa: Isa,
+    x: &[f32],
+    cols: usize,
+    labels: &[usize],
+    y: &mut [f32],
+    stats: &mut [RowStats],
+    losses: &mut [f64],
+) -> f64 {
+    assert!(
+        labels.len() == losses.len(),
+        "softmax_xent: one loss per row"
+    );
+    softmax_rows_with(isa, x, cols, y, stats);
+    let mut total = 0.0f64;
+    for (((row, &label), st), loss) in x
+        .chunks_exact(cols)
+        .zip(labels)
+        .zip(stats.iter())
+        .zip(losses.iter_mut())
+    {
+        *loss = index_row_loss(row[label], st);
+        total += *loss;
+    }
+    total
+}
+
+/// The gradient `dx = scale · (y − onehot(labels))` of the index-label
+/// cross-entropy times `scale` (= dout / N for the mean loss), on `isa`.
+///
+/// # Panics
+/// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
+/// or a label is ≥ `cols`.
+pub fn softmax_xent_index_backward_with(
+    isa: Isa,
     y: &[f32],
     cols: usize,
     labels: &[usize],
@@ -185,61 +424,56 @@ pub fn softmax_xent_index_backward(
     scale: f32,
     dx: &mut [f32],
 ) {
-    debug_assert!(cols > 0 && y.len() == dx.len() && y.len() == labels.len() * cols);
-    let rows = y.chunks_exact(cols).zip(dx.chunks_exact_mut(cols));
-    for (((y, dx), &label), &top) in rows.zip(labels).zip(top) {
-        for (dx, &y) in dx.iter_mut().zip(y) {
-            *dx = y * scale;
-        }
-        dx[label] = y_minus_one(y[label], top) * scale;
+    let rows = labels.len();
+    assert!(
+        cols > 0
+            && Some(y.len()) == rows.checked_mul(cols)
+            && y.len() == dx.len()
+            && top.len() == rows
+    );
+    let per = rows_per_task(rows, cols);
+    if per >= rows {
+        dispatch(
+            isa,
+            IndexBackwardBlock {
+                y,
+                cols,
+                labels,
+                top,
+                scale,
+                dx,
+            },
+        );
+        return;
     }
+    y.par_chunks(per * cols)
+        .zip(dx.par_chunks_mut(per * cols))
+        .zip(labels.par_chunks(per).zip(top.par_chunks(per)))
+        .for_each(|((y, dx), (labels, top))| {
+            dispatch(
+                isa,
+                IndexBackwardBlock {
+                    y,
+                    cols,
+                    labels,
+                    top,
+                    scale,
+                    dx,
+                },
+            )
+        });
 }
 
-/// Fused softmax + cross-entropy with dense (one-hot or soft) target rows.
+/// The gradient `dx = scale · (y·T − t)` of the dense-target cross-entropy
+/// (`T` the row's target sum; `scale · (y − t)` when rows sum to 1), on `isa`.
 ///
-/// Writes the softmax of `x` into `y`, each row's (`p_top`, `1 − p_top`)
-/// into `top`, the sum of each target row into `t_sums`, and returns
-/// `Σ_i Σ_j t_ij · (logsumexp(x_i) − x_ij)` in f64. Terms with `t_ij = 0` are
-/// skipped, so a −∞ logit where the target is 0 contributes 0, not
-/// `0 · ∞ = NaN`.
-pub fn softmax_xent_dense_forward(
-    x: &[f32],
-    cols: usize,
-    t: &[f32],
-    y: &mut [f32],
-    top: &mut [TopProb],
-    t_sums: &mut [f32],
-) -> f64 {
-    debug_assert!(cols > 0 && x.len() == y.len() && x.len() == t.len());
-    debug_assert!(x.len() == t_sums.len() * cols && top.len() == t_sums.len());
-    let mut total = 0.0f64;
-    let rows = x
-        .chunks_exact(cols)
-        .zip(y.chunks_exact_mut(cols))
-        .zip(t.chunks_exact(cols));
-    for ((((x, y), t), t_sum), top) in rows.zip(t_sums.iter_mut()).zip(top.iter_mut()) {
-        let stats = exp_shifted_row(x, y);
-        normalize_row(y, &stats);
-        *top = (stats.p_top(), stats.one_minus_p_top());
-        let mut sum_t = 0.0f64;
-        let mut row_loss = 0.0f64;
-        for (&t, &x) in t.iter().zip(x) {
-            if t != 0.0 {
-                sum_t += t as f64;
-                row_loss += t as f64 * (stats.max as f64 - x as f64);
-            }
-        }
-        *t_sum = sum_t as f32;
-        total += row_loss + sum_t * stats.ln_sum();
-    }
-    total
-}
-
-/// `dx = scale · (y · T − t)` for each row, with `T = Σ_j t_j`: the exact
-/// gradient of `Σ_j t_j · (logsumexp(x) − x_j)`, which is `scale · (y − t)`
-/// when the row sums to 1. For the top class it is formed as
-/// `(T − t_j) − T·(1 − p_top)`, which does not cancel when `y ≈ t ≈ 1`.
-pub fn softmax_xent_dense_backward(
+/// # Panics
+/// If the slices do not describe `t_sums.len()` rows of `cols > 0` elements.
+// Plain buffers in, plain buffer out, as every kernel here: the argument list
+// is the data flow.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent_dense_backward_with(
+    isa: Isa,
     y: &[f32],
     cols: usize,
     t: &[f32],
@@ -248,20 +482,43 @@ pub fn softmax_xent_dense_backward(
     scale: f32,
     dx: &mut [f32],
 ) {
-    debug_assert!(cols > 0 && y.len() == dx.len() && y.len() == t.len());
-    debug_assert!(y.len() == t_sums.len() * cols && top.len() == t_sums.len());
-    let rows = y
-        .chunks_exact(cols)
-        .zip(t.chunks_exact(cols))
-        .zip(dx.chunks_exact_mut(cols));
-    for ((((y, t), dx), &t_sum), &top) in rows.zip(t_sums).zip(top) {
-        for ((dx, &y), &t) in dx.iter_mut().zip(y).zip(t) {
-            let g = if y == top.0 {
-                (t_sum - t) - t_sum * top.1
-            } else {
-                y * t_sum - t
-            };
-            *dx = g * scale;
-        }
+    let rows = t_sums.len();
+    assert!(cols > 0 && Some(y.len()) == rows.checked_mul(cols) && y.len() == dx.len());
+    assert!(t.len() == y.len() && top.len() == rows);
+    let per = rows_per_task(rows, cols);
+    if per >= rows {
+        dispatch(
+            isa,
+            DenseBackwardBlock {
+                y,
+                cols,
+                t,
+                t_sums,
+                top,
+                scale,
+                dx,
+            },
+        );
+        return;
     }
+    y.par_chunks(per * cols)
+        .zip(dx.par_chunks_mut(per * cols))
+        .zip(
+            t.par_chunks(per * cols)
+                .zip(t_sums.par_chunks(per).zip(top.par_chunks(per))),
+        )
+        .for_each(|((y, dx), (t, (t_sums, top)))| {
+            dispatch(
+                isa,
+                DenseBackwardBlock {
+                    y,
+                    cols,
+                    t,
+                    t_sums,
+                    top,
+                    scale,
+                    dx,
+                },
+            )
+        });
 }

@@ -1,5 +1,5 @@
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
-use crate::kernels::gemm::{gemm, MatRef};
+use crate::kernels::gemm::{gemm_par, MatRef};
 use crate::kernels::reduce::{broadcast_rows, col_sums};
 use crate::{Error, Tensor};
 
@@ -38,14 +38,16 @@ pub struct Affine {
     has_grads: bool,
     /// The last forward's input, flattened to (n, k).
     x: Vec<f32>,
-    /// The last forward's input shape, output shape, and (n, k, m).
+    /// Reused output and input-gradient buffers.
+    out: Tensor,
+    dx: Tensor,
+    /// The last forward's input shape, and (n, k, m).
     cache: Option<ForwardShapes>,
 }
 
 #[derive(Debug, Clone)]
 struct ForwardShapes {
     x_shape: Vec<usize>,
-    out_shape: Vec<usize>,
     n: usize,
     k: usize,
     m: usize,
@@ -75,6 +77,8 @@ impl Affine {
             b,
             has_grads: false,
             x: Vec::new(),
+            out: Tensor::zeros(&[0]),
+            dx: Tensor::zeros(&[0]),
             cache: None,
         })
     }
@@ -195,7 +199,7 @@ fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usiz
 }
 
 impl Layer for Affine {
-    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "affine forward";
         // W and b are reachable mutably through `visit_params`; recheck them.
         let (k, m) = check_params(OP, &self.w, &self.b)?;
@@ -223,30 +227,35 @@ impl Layer for Affine {
         require_nonempty(OP, x)?;
 
         store(&mut self.x, x.data());
-        let mut y = vec![0.0; n * m];
-        broadcast_rows(self.b.data(), &mut y);
-        gemm(
+        if x.ndim() == 1 {
+            self.out.resize_buffer(&[m]);
+        } else {
+            self.out.resize_buffer(&[n, m]);
+        }
+        broadcast_rows(self.b.data(), self.out.data_mut());
+        gemm_par(
             1.0,
             MatRef::row_major(x.data(), n, k),
             MatRef::row_major(self.w.data(), k, m),
             1.0,
-            &mut y,
+            self.out.data_mut(),
         );
-        let out_shape = if x.ndim() == 1 { vec![m] } else { vec![n, m] };
-        self.cache = Some(ForwardShapes {
-            x_shape: x.shape().to_vec(),
-            out_shape: out_shape.clone(),
+        let cache = self.cache.get_or_insert_with(|| ForwardShapes {
+            x_shape: Vec::new(),
             n,
             k,
             m,
         });
-        Ok(Tensor::from_parts(out_shape, y))
+        cache.x_shape.clear();
+        cache.x_shape.extend_from_slice(x.shape());
+        (cache.n, cache.k, cache.m) = (n, k, m);
+        Ok(&self.out)
     }
 
-    fn backward(&mut self, dout: Tensor) -> Result<Tensor, Error> {
+    fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "affine backward";
         let c = self.cache.as_ref().ok_or_else(|| not_ready(OP))?;
-        require_same_shape(OP, &dout, &c.out_shape)?;
+        require_same_shape(OP, dout, self.out.shape())?;
         if self.w.shape() != [c.k, c.m] {
             return Err(Error::state(
                 OP,
@@ -261,18 +270,20 @@ impl Layer for Affine {
         let (n, k, m) = (c.n, c.k, c.m);
         let dy = MatRef::row_major(dout.data(), n, m);
 
-        let mut dx = vec![0.0; n * k];
-        gemm(
+        self.dx.resize_buffer(&c.x_shape);
+        gemm_par(
             1.0,
             dy,
             MatRef::row_major(self.w.data(), k, m).t(),
             0.0,
-            &mut dx,
+            self.dx.data_mut(),
         );
         // `dw` may have been reshaped through visit_params; it always keeps
         // K·M elements, so restoring its shape cannot fail.
         self.dw.reshape(&[k, m])?;
-        gemm(
+        // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
+        // per thread, never partial sums across threads.
+        gemm_par(
             1.0,
             MatRef::row_major(&self.x, n, k).t(),
             dy,
@@ -282,7 +293,7 @@ impl Layer for Affine {
         self.db.reshape(&[m])?;
         col_sums(dout.data(), self.db.data_mut());
         self.has_grads = true;
-        Ok(Tensor::from_parts(c.x_shape.clone(), dx))
+        Ok(&self.dx)
     }
 
     /// Visits (W, dW) then (b, db). Before the first backward the gradients

@@ -19,9 +19,15 @@ use crate::{Error, Tensor};
 
 /// A differentiable layer with a forward and a backward pass.
 ///
-/// `backward` takes the upstream gradient by value so that layers which can
-/// (ReLU, Sigmoid) compute the input gradient in place in its buffer, as the
-/// notebook's `dout[self.mask] = 0` does, without allocating.
+/// Two ways to call it:
+/// - [`forward`](Layer::forward) / [`backward`](Layer::backward) return fresh
+///   tensors. `backward` takes the upstream gradient by value so that ReLU
+///   and Sigmoid compute the input gradient in place in its buffer, as the
+///   notebook's `dout[self.mask] = 0` does.
+/// - [`forward_ref`](Layer::forward_ref) / [`backward_ref`](Layer::backward_ref)
+///   write into buffers the layer owns and reuses, and return references to
+///   them: once the shapes have been seen, a training step through them
+///   allocates nothing (llm.c's "activations laid out once").
 ///
 /// ```
 /// use densegrad::{Layer, Relu, Tensor};
@@ -31,17 +37,35 @@ use crate::{Error, Tensor};
 /// assert_eq!(y.data(), &[0.0, 2.0]);
 /// let dx = relu.backward(Tensor::from_slice(&[5.0, 5.0]))?;
 /// assert_eq!(dx.data(), &[0.0, 5.0]);
+///
+/// // The same through the layer's own buffers:
+/// assert_eq!(relu.forward_ref(&Tensor::from_slice(&[3.0, -4.0]))?.data(), &[3.0, 0.0]);
+/// assert_eq!(relu.backward_ref(&Tensor::from_slice(&[1.0, 1.0]))?.data(), &[1.0, 0.0]);
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 pub trait Layer {
-    /// The layer's output for input `x`, remembering what `backward` needs.
-    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error>;
+    /// The layer's output for input `x`, in a buffer the layer owns and
+    /// reuses on the next call (no allocation once it has the right size).
+    /// Remembers what `backward` needs.
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error>;
 
-    /// The gradient of the loss with respect to the last `forward`'s input,
-    /// given `dout`, its gradient with respect to that forward's output
-    /// (same shape as the output). Also stores the gradients of the layer's
-    /// parameters, replacing earlier ones. `Err` before any `forward`.
-    fn backward(&mut self, dout: Tensor) -> Result<Tensor, Error>;
+    /// The gradient of the loss with respect to the last forward's input,
+    /// given `dout`, its gradient with respect to that forward's output (same
+    /// shape as the output), in a buffer the layer owns and reuses. Also
+    /// stores the gradients of the layer's parameters, replacing earlier
+    /// ones. `Err` before any forward.
+    fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error>;
+
+    /// [`forward_ref`](Layer::forward_ref), returning an owned tensor.
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
+        self.forward_ref(x).cloned()
+    }
+
+    /// [`backward_ref`](Layer::backward_ref), taking and returning owned
+    /// tensors; layers that can reuse `dout`'s buffer for the result do.
+    fn backward(&mut self, dout: Tensor) -> Result<Tensor, Error> {
+        self.backward_ref(&dout).cloned()
+    }
 
     /// Calls `f(parameter, gradient)` for every parameter of the layer, in a
     /// fixed order; does nothing for layers without parameters. This is how an

@@ -1,5 +1,6 @@
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
-use crate::kernels::activation::{relu_backward, relu_forward};
+use crate::kernels::activation::{relu_backward_into_with, relu_backward_with, relu_forward_with};
+use crate::kernels::simd::Isa;
 use crate::{Error, Tensor};
 
 /// Rectified linear unit, `y = max(x, 0)` elementwise, for input of any shape.
@@ -18,11 +19,24 @@ use crate::{Error, Tensor};
 /// assert_eq!(dx.data(), &[1.0, 0.0, 0.0, 1.0]);
 /// # Ok::<(), densegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Relu {
     /// The last forward output; its sign is the mask.
-    out: Vec<f32>,
-    shape: Option<Vec<usize>>,
+    out: Tensor,
+    dx: Tensor,
+    ready: bool,
+    isa: Isa,
+}
+
+impl Default for Relu {
+    fn default() -> Self {
+        Relu {
+            out: Tensor::zeros(&[0]),
+            dx: Tensor::zeros(&[0]),
+            ready: false,
+            isa: Isa::best(),
+        }
+    }
 }
 
 impl Relu {
@@ -38,22 +52,30 @@ impl Relu {
 }
 
 impl Layer for Relu {
-    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("relu forward", x)?;
-        let mut y = vec![0.0; x.numel()];
-        relu_forward(x.data(), &mut y);
-        super::store(&mut self.out, &y);
-        self.shape = Some(x.shape().to_vec());
-        Ok(Tensor::from_parts(x.shape().to_vec(), y))
+        self.out.resize_buffer(x.shape());
+        relu_forward_with(self.isa, x.data(), self.out.data_mut());
+        self.ready = true;
+        Ok(&self.out)
+    }
+
+    fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {
+        if !self.ready {
+            return Err(not_ready("relu backward"));
+        }
+        require_same_shape("relu backward", dout, self.out.shape())?;
+        self.dx.resize_buffer(dout.shape());
+        relu_backward_into_with(self.isa, self.out.data(), dout.data(), self.dx.data_mut());
+        Ok(&self.dx)
     }
 
     fn backward(&mut self, mut dout: Tensor) -> Result<Tensor, Error> {
-        let shape = self
-            .shape
-            .as_deref()
-            .ok_or_else(|| not_ready("relu backward"))?;
-        require_same_shape("relu backward", &dout, shape)?;
-        relu_backward(&self.out, dout.data_mut());
+        if !self.ready {
+            return Err(not_ready("relu backward"));
+        }
+        require_same_shape("relu backward", &dout, self.out.shape())?;
+        relu_backward_with(self.isa, self.out.data(), dout.data_mut());
         Ok(dout)
     }
 }

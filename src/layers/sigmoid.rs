@@ -1,5 +1,8 @@
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
-use crate::kernels::activation::{sigmoid_backward, sigmoid_forward};
+use crate::kernels::activation::{
+    sigmoid_backward_into_with, sigmoid_backward_with, sigmoid_forward_with,
+};
+use crate::kernels::simd::Isa;
 use crate::{Error, Tensor};
 
 /// Logistic sigmoid, `y = 1 / (1 + e^(-x))` elementwise, for input of any shape.
@@ -18,10 +21,24 @@ use crate::{Error, Tensor};
 /// assert_eq!(dx.data(), &[0.25, 0.0, 0.0]);
 /// # Ok::<(), densegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sigmoid {
-    out: Vec<f32>,
-    shape: Option<Vec<usize>>,
+    /// The last forward output, from which the gradient is formed.
+    out: Tensor,
+    dx: Tensor,
+    ready: bool,
+    isa: Isa,
+}
+
+impl Default for Sigmoid {
+    fn default() -> Self {
+        Sigmoid {
+            out: Tensor::zeros(&[0]),
+            dx: Tensor::zeros(&[0]),
+            ready: false,
+            isa: Isa::best(),
+        }
+    }
 }
 
 impl Sigmoid {
@@ -37,22 +54,30 @@ impl Sigmoid {
 }
 
 impl Layer for Sigmoid {
-    fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("sigmoid forward", x)?;
-        let mut y = vec![0.0; x.numel()];
-        sigmoid_forward(x.data(), &mut y);
-        super::store(&mut self.out, &y);
-        self.shape = Some(x.shape().to_vec());
-        Ok(Tensor::from_parts(x.shape().to_vec(), y))
+        self.out.resize_buffer(x.shape());
+        sigmoid_forward_with(self.isa, x.data(), self.out.data_mut());
+        self.ready = true;
+        Ok(&self.out)
+    }
+
+    fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {
+        if !self.ready {
+            return Err(not_ready("sigmoid backward"));
+        }
+        require_same_shape("sigmoid backward", dout, self.out.shape())?;
+        self.dx.resize_buffer(dout.shape());
+        sigmoid_backward_into_with(self.isa, self.out.data(), dout.data(), self.dx.data_mut());
+        Ok(&self.dx)
     }
 
     fn backward(&mut self, mut dout: Tensor) -> Result<Tensor, Error> {
-        let shape = self
-            .shape
-            .as_deref()
-            .ok_or_else(|| not_ready("sigmoid backward"))?;
-        require_same_shape("sigmoid backward", &dout, shape)?;
-        sigmoid_backward(&self.out, dout.data_mut());
+        if !self.ready {
+            return Err(not_ready("sigmoid backward"));
+        }
+        require_same_shape("sigmoid backward", &dout, self.out.shape())?;
+        sigmoid_backward_with(self.isa, self.out.data(), dout.data_mut());
         Ok(dout)
     }
 }

@@ -1,6 +1,7 @@
+use crate::kernels::simd::Isa;
 use crate::kernels::softmax::{
-    softmax_xent_dense_backward, softmax_xent_dense_forward, softmax_xent_index_backward,
-    softmax_xent_index_forward, TopProb,
+    dense_row_loss, softmax_rows_with, softmax_xent_dense_backward_with,
+    softmax_xent_index_backward_with, softmax_xent_index_forward_with, RowStats, TopProb,
 };
 use crate::{Error, Tensor};
 
@@ -155,19 +156,43 @@ enum LabelKind {
 /// }
 /// # Ok::<(), densegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SoftmaxWithLoss {
     /// Softmax of the last forward's logits, (n, c).
     y: Vec<f32>,
     shape: Vec<usize>,
     n: usize,
     c: usize,
+    stats: Vec<RowStats>,
     /// Per row: the top probability and `1 − p_top` (see `kernels::softmax`).
     top: Vec<TopProb>,
+    losses: Vec<f64>,
     index: Vec<usize>,
     t: Vec<f32>,
     t_sums: Vec<f32>,
     kind: Option<LabelKind>,
+    dx: Tensor,
+    isa: Isa,
+}
+
+impl Default for SoftmaxWithLoss {
+    fn default() -> Self {
+        SoftmaxWithLoss {
+            y: Vec::new(),
+            shape: Vec::new(),
+            n: 0,
+            c: 0,
+            stats: Vec::new(),
+            top: Vec::new(),
+            losses: Vec::new(),
+            index: Vec::new(),
+            t: Vec::new(),
+            t_sums: Vec::new(),
+            kind: None,
+            dx: Tensor::zeros(&[0]),
+            isa: Isa::best(),
+        }
+    }
 }
 
 impl SoftmaxWithLoss {
@@ -205,28 +230,43 @@ impl SoftmaxWithLoss {
         let (n, c) = loss_dims(op, x)?;
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
+        self.stats.resize(n, RowStats::default());
         self.top.resize(n, (0.0, 0.0));
+        self.losses.resize(n, 0.0);
         let total = match t {
             Labels::Index(idx) => {
                 self.index.clear();
                 self.index.extend_from_slice(idx);
                 self.kind = Some(LabelKind::Index);
-                softmax_xent_index_forward(x.data(), c, idx, &mut self.y, &mut self.top)
+                softmax_xent_index_forward_with(
+                    self.isa,
+                    x.data(),
+                    c,
+                    idx,
+                    &mut self.y,
+                    &mut self.stats,
+                    &mut self.losses,
+                )
             }
             Labels::OneHot(t) => {
                 super::store(&mut self.t, t.data());
                 self.t_sums.resize(n, 0.0);
                 self.kind = Some(LabelKind::Dense);
-                softmax_xent_dense_forward(
-                    x.data(),
-                    c,
-                    t.data(),
-                    &mut self.y,
-                    &mut self.top,
-                    &mut self.t_sums,
-                )
+                softmax_rows_with(self.isa, x.data(), c, &mut self.y, &mut self.stats);
+                let mut total = 0.0f64;
+                let rows = x.data().chunks_exact(c).zip(t.data().chunks_exact(c));
+                for ((x, t), (st, t_sum)) in rows.zip(self.stats.iter().zip(self.t_sums.iter_mut()))
+                {
+                    let (loss, sum_t) = dense_row_loss(x, t, st);
+                    *t_sum = sum_t as f32;
+                    total += loss;
+                }
+                total
             }
         };
+        for (top, st) in self.top.iter_mut().zip(&self.stats) {
+            *top = (st.p_top(), st.one_minus_p_top());
+        }
         self.shape.clear();
         self.shape.extend_from_slice(x.shape());
         self.n = n;
@@ -248,26 +288,49 @@ impl SoftmaxWithLoss {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn backward(&mut self, dout: f32) -> Result<Tensor, Error> {
+        self.backward_ref(dout).cloned()
+    }
+
+    /// [`backward`](SoftmaxWithLoss::backward) into a buffer the layer owns
+    /// and reuses (no allocation once it has the right size).
+    ///
+    /// ```
+    /// use densegrad::{Labels, SoftmaxWithLoss, Tensor};
+    ///
+    /// let mut swl = SoftmaxWithLoss::new();
+    /// swl.forward(&Tensor::from_slice(&[0.0, 0.0]), Labels::Index(&[1]))?;
+    /// assert_eq!(swl.backward_ref(1.0)?.data(), &[0.5, -0.5]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn backward_ref(&mut self, dout: f32) -> Result<&Tensor, Error> {
         let kind = self
             .kind
             .ok_or_else(|| super::not_ready("softmax with loss backward"))?;
         let scale = dout / self.n as f32;
-        let mut dx = vec![0.0; self.y.len()];
+        self.dx.resize_buffer(&self.shape);
+        let dx = self.dx.data_mut();
         match kind {
-            LabelKind::Index => {
-                softmax_xent_index_backward(&self.y, self.c, &self.index, &self.top, scale, &mut dx)
-            }
-            LabelKind::Dense => softmax_xent_dense_backward(
+            LabelKind::Index => softmax_xent_index_backward_with(
+                self.isa,
+                &self.y,
+                self.c,
+                &self.index,
+                &self.top,
+                scale,
+                dx,
+            ),
+            LabelKind::Dense => softmax_xent_dense_backward_with(
+                self.isa,
                 &self.y,
                 self.c,
                 &self.t,
                 &self.t_sums,
                 &self.top,
                 scale,
-                &mut dx,
+                dx,
             ),
         }
-        Ok(Tensor::from_parts(self.shape.clone(), dx))
+        Ok(&self.dx)
     }
 
     /// The softmax of the last forward's logits, row-major (N, C), or `None`

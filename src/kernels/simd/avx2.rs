@@ -1,0 +1,133 @@
+//! [`F32x8`] on AVX2 + FMA: the second half of the crate's `unsafe` (the first
+//! is `kernels/gemm.rs`).
+//!
+//! Contract: the `std::arch` intrinsics used here require the CPU to support
+//! AVX, AVX2 and FMA; the load/store intrinsics additionally require their
+//! pointer to be valid for eight f32s. Soundness rests on two facts:
+//!
+//! 1. The lane type [`Avx2`] is private to this module and is only ever
+//!    instantiated inside [`run_avx2`], which [`run`] calls only after
+//!    [`detected`] confirmed AVX2 and FMA on this CPU (AVX2 implies AVX). So
+//!    every intrinsic below executes on a CPU that has the features.
+//! 2. `load` and `store` slice their argument to exactly eight elements first
+//!    (a safe, bounds-checked slice that panics if too short), so the pointer
+//!    passed on is valid for the eight lanes read or written.
+//!
+//! Everything here is `#[inline(always)]` so that it is inlined into
+//! `run_avx2` and compiled with AVX2+FMA enabled.
+
+use super::{F32x8, SimdKernel};
+use std::arch::x86_64::*;
+
+/// Whether this CPU has AVX2 and FMA (std caches the CPUID query).
+pub(super) fn detected() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+/// Runs `kernel` with AVX2+FMA lanes.
+///
+/// # Panics
+/// If the CPU lacks AVX2 or FMA. `Isa::avx2_fma()` only exists after
+/// detection, so this check never fires through the public API; it makes
+/// this function sound on its own.
+#[inline]
+pub(super) fn run<K: SimdKernel>(kernel: K) -> K::Output {
+    assert!(
+        detected(),
+        "densegrad: AVX2+FMA kernels called on a CPU without AVX2+FMA"
+    );
+    // SAFETY: `run_avx2` needs AVX2 and FMA, asserted just above.
+    unsafe { run_avx2(kernel) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<K: SimdKernel>(kernel: K) -> K::Output {
+    kernel.run::<Avx2>()
+}
+
+/// Eight f32 lanes in a `__m256`. Exists only inside `run_avx2`.
+#[derive(Clone, Copy)]
+struct Avx2(__m256);
+
+// SAFETY (every block below): AVX2+FMA are available, by fact 1 of the module
+// contract; loads and stores also rely on fact 2.
+impl F32x8 for Avx2 {
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Avx2(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        let s = &s[..8];
+        // SAFETY: `s` has exactly 8 elements (fact 2); AVX available (fact 1).
+        Avx2(unsafe { _mm256_loadu_ps(s.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        let s = &mut s[..8];
+        // SAFETY: `s` has exactly 8 writable elements (fact 2); AVX (fact 1).
+        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_mul_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_div_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Avx2(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn le(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn select(mask: Self, t: Self, f: Self) -> Self {
+        Avx2(unsafe { _mm256_blendv_ps(f.0, t.0, mask.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Avx2(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        Avx2(unsafe {
+            _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)
+        })
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        Avx2(unsafe {
+            let n = _mm256_cvtps_epi32(self.0);
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+                n,
+                _mm256_set1_epi32(127),
+            )))
+        })
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; 8] {
+        let mut a = [0.0f32; 8];
+        self.store(&mut a);
+        a
+    }
+}

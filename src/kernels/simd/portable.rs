@@ -1,0 +1,74 @@
+//! [`F32x8`] for `wide::f32x8`: the portable path, compiled for whatever
+//! target features the build has.
+
+use super::F32x8;
+use wide::{f32x8, i32x8};
+
+impl F32x8 for f32x8 {
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        f32x8::splat(v)
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        let a: [f32; 8] = s[..8].try_into().expect("8 lanes");
+        f32x8::new(a)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        s[..8].copy_from_slice(&self.to_array());
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        self + b
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        self - b
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        self * b
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        self / b
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        f32x8::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> Self {
+        self.simd_lt(b)
+    }
+    #[inline(always)]
+    fn le(self, b: Self) -> Self {
+        self.simd_le(b)
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> Self {
+        self.simd_eq(b)
+    }
+    #[inline(always)]
+    fn select(mask: Self, t: Self, f: Self) -> Self {
+        mask.bitselect(t, f)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32x8::abs(self)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        f32x8::round(self)
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        let n: i32x8 = self.round_int();
+        wide::bytemuck::cast((n + i32x8::splat(127)) << 23)
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; 8] {
+        f32x8::to_array(self)
+    }
+}

@@ -1,0 +1,104 @@
+//! A training step through the layers' own buffers allocates nothing after
+//! the first step, except the packing buffer matrixmultiply allocates inside
+//! each sgemm call.
+//!
+//! W4 small of DESIGN.md: 784-50-10, ReLU, batch 100, SGD lr 0.1, on a
+//! one-thread pool (at more threads large products are split into more
+//! sgemm calls, each with its own packing buffer).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use densegrad::kernels::reduce::axpy;
+use densegrad::{Affine, Labels, Layer, Relu, SoftmaxWithLoss, Tensor};
+
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocs() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+/// sgemm calls in one step: forward 1 per Affine, backward 2 per Affine
+/// (dX and dW; db is a column sum).
+const SGEMM_CALLS_PER_STEP: usize = 2 * 3;
+
+#[test]
+fn a_w4_small_step_allocates_only_sgemm_packing_buffers() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let (n, d0, d1, d2) = (100, 784, 50, 10);
+        let mut fc1 = Affine::new(Tensor::new(&[d0, d1], values(d0 * d1, 1)).unwrap(), Tensor::zeros(&[d1])).unwrap();
+        let mut relu = Relu::new();
+        let mut fc2 = Affine::new(Tensor::new(&[d1, d2], values(d1 * d2, 2)).unwrap(), Tensor::zeros(&[d2])).unwrap();
+        let mut loss = SoftmaxWithLoss::new();
+        let x = Tensor::new(&[n, d0], values(n * d0, 3).iter().map(|v| v.abs() * 5.0).collect()).unwrap();
+        let labels: Vec<usize> = (0..n).map(|i| i % d2).collect();
+
+        let mut step = || -> f32 {
+            let h = fc1.forward_ref(&x).unwrap();
+            let h = relu.forward_ref(h).unwrap();
+            let z = fc2.forward_ref(h).unwrap();
+            let l = loss.forward(z, Labels::Index(&labels)).unwrap();
+            let g = loss.backward_ref(1.0).unwrap();
+            let g = fc2.backward_ref(g).unwrap();
+            let g = relu.backward_ref(g).unwrap();
+            fc1.backward_ref(g).unwrap();
+            for layer in [&mut fc1 as &mut dyn Layer, &mut fc2] {
+                layer.visit_params(&mut |p, g| axpy(-0.1, g.data(), p.data_mut()));
+            }
+            l
+        };
+
+        let first = step(); // sizes every buffer
+        let before = allocs();
+        let steps = 20;
+        let mut last = first;
+        for _ in 0..steps {
+            last = step();
+        }
+        let per_step = (allocs() - before) as f64 / steps as f64;
+        println!("allocations per step after the first: {per_step} (sgemm calls per step: {SGEMM_CALLS_PER_STEP})");
+        assert!(per_step <= SGEMM_CALLS_PER_STEP as f64, "{per_step} allocations per step");
+        assert!(last < first, "training lowers the loss: {first} -> {last}");
+    });
+}

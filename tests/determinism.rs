@@ -1,0 +1,89 @@
+//! Same inputs, bitwise-identical outputs for any number of rayon threads.
+//!
+//! Every kernel that splits work does so by output (rows of Y, dX and dW,
+//! blocks of columns of db, chunks of elementwise output, blocks of softmax
+//! rows), never by summing partial results from different threads. This
+//! test runs shapes large enough to cross every parallel threshold in pools
+//! of 1, 2, 3 and 4 threads and compares the bits.
+
+use densegrad::{Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tensor};
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+        })
+        .collect()
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.data().iter().map(|v| v.to_bits()).collect()
+}
+
+/// Every output of a forward+backward pass through all layers, as bits.
+fn run_all() -> Vec<Vec<u32>> {
+    // 210 MFLOP per product and a 150K-element dY: every split is taken.
+    let (n, k, m) = (300, 700, 500);
+    let x = Tensor::new(&[n, k], values(n * k, 1)).unwrap();
+    let mut fc = Affine::new(
+        Tensor::new(&[k, m], values(k * m, 2)).unwrap(),
+        Tensor::new(&[m], values(m, 3)).unwrap(),
+    )
+    .unwrap();
+    let y = fc.forward(&x).unwrap();
+    let dx = fc
+        .backward(Tensor::new(&[n, m], values(n * m, 4)).unwrap())
+        .unwrap();
+    let mut out = vec![
+        bits(&y),
+        bits(&dx),
+        bits(fc.dw().unwrap()),
+        bits(fc.db().unwrap()),
+    ];
+
+    // Elementwise work above the 2^17-element threshold.
+    let big = Tensor::new(&[400, 1000], values(400_000, 5)).unwrap();
+    let d = Tensor::new(&[400, 1000], values(400_000, 6)).unwrap();
+    for layer in [&mut Relu::new() as &mut dyn Layer, &mut Sigmoid::new()] {
+        out.push(bits(&layer.forward(&big).unwrap()));
+        out.push(bits(&layer.backward(d.clone()).unwrap()));
+        out.push(bits(layer.backward_ref(&d).unwrap()));
+    }
+
+    // Softmax rows split in blocks; the loss summed in row order.
+    let labels: Vec<usize> = (0..400).map(|i| (i * 7919) % 1000).collect();
+    let mut swl = SoftmaxWithLoss::new();
+    out.push(vec![swl
+        .forward(&big, Labels::Index(&labels))
+        .unwrap()
+        .to_bits()]);
+    out.push(bits(&swl.backward(0.7).unwrap()));
+    let t = densegrad::softmax(&d).unwrap();
+    out.push(vec![swl
+        .forward(&big, Labels::OneHot(&t))
+        .unwrap()
+        .to_bits()]);
+    out.push(bits(&swl.backward(1.3).unwrap()));
+    out
+}
+
+#[test]
+fn outputs_are_bitwise_identical_for_1_to_4_threads() {
+    let pool = |t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+    };
+    let reference = pool(1).install(run_all);
+    for threads in 2..=4 {
+        let got = pool(threads).install(run_all);
+        for (i, (a, b)) in reference.iter().zip(&got).enumerate() {
+            assert!(a == b, "output {i} differs between 1 and {threads} threads");
+        }
+    }
+}
