@@ -1,13 +1,19 @@
-//! Criterion benchmarks for the DESIGN.md workloads W1–W3, each beside its
-//! baseline in the same run: raw `matrixmultiply::sgemm` for the products of
-//! Affine, `copy_from_slice` of the same bytes for the elementwise kernels.
+//! Criterion benchmarks for DESIGN.md's workloads W1–W4, each beside its
+//! baseline in the same run:
+//! - W1, W4: raw `matrixmultiply::sgemm` for the same products (1 thread);
+//! - W2: `copy_from_slice` of the same bytes;
+//! - W3: Sigmoid forward on as many elements.
 //!
-//! `cargo bench --bench layers` (set `RAYON_NUM_THREADS=1` or `=2`).
+//! Every workload runs in a 1-thread and a 2-thread rayon pool (ids end in
+//! `t1` / `t2`). `scripts/bench.sh` runs this and writes BENCHMARKS.md.
+//! Set `DENSEGRAD_BENCH=quick` for shorter measurements.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use densegrad::kernels::reduce::axpy;
 use densegrad::{Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tensor};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+use rayon::ThreadPool;
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -16,7 +22,43 @@ fn normal(shape: &[usize], seed: u64) -> Tensor {
     Tensor::new(shape, data).unwrap()
 }
 
-/// `C = A·B` through raw sgemm on row-major operands with given strides.
+/// Times `f` inside `pool`: one `install` per batch of iterations, so the
+/// cost of entering the pool stays out of the measurement.
+fn bench_in<M: criterion::measurement::Measurement<Value = std::time::Duration>>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
+    id: BenchmarkId,
+    pool: &ThreadPool,
+    mut f: impl FnMut() + Send,
+) {
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            pool.install(|| {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    f();
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+fn pools() -> Vec<(&'static str, ThreadPool)> {
+    [("t1", 1), ("t2", 2)]
+        .into_iter()
+        .map(|(name, n)| {
+            (
+                name,
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `C = A·B` through raw sgemm, A m×k and B k×n given with strides.
 #[allow(clippy::too_many_arguments)]
 fn raw_sgemm(
     m: usize,
@@ -31,8 +73,11 @@ fn raw_sgemm(
     c: &mut [f32],
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() == m * n);
-    // SAFETY: the assert above keeps every access in bounds for the strides
-    // used below, which describe m×k and k×n matrices inside `a` and `b`.
+    assert!(rsa as usize * (m - 1) + csa as usize * (k - 1) < a.len());
+    assert!(rsb as usize * (k - 1) + csb as usize * (n - 1) < b.len());
+    // SAFETY: the asserts above keep every element of A (m×k) and B (k×n)
+    // with the given strides inside `a` and `b`; C is m×n row-major in `c`,
+    // a unique borrow that overlaps neither.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -53,83 +98,304 @@ fn raw_sgemm(
     }
 }
 
+/// The three products of an Affine forward+backward, raw.
+struct RawAffine {
+    x: Tensor,
+    w: Tensor,
+    dy: Tensor,
+    y: Vec<f32>,
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+}
+
+impl RawAffine {
+    fn new(x: &Tensor, w: &Tensor, dy: &Tensor) -> Self {
+        let (n, k, m) = (x.shape()[0], x.shape()[1], w.shape()[1]);
+        RawAffine {
+            x: x.clone(),
+            w: w.clone(),
+            dy: dy.clone(),
+            y: vec![0.0; n * m],
+            dx: vec![0.0; n * k],
+            dw: vec![0.0; k * m],
+        }
+    }
+    fn forward(&mut self) {
+        let (n, k, m) = (self.x.shape()[0], self.x.shape()[1], self.w.shape()[1]);
+        raw_sgemm(
+            n,
+            k,
+            m,
+            self.x.data(),
+            k as isize,
+            1,
+            self.w.data(),
+            m as isize,
+            1,
+            &mut self.y,
+        );
+    }
+    fn backward(&mut self) {
+        let (n, k, m) = (self.x.shape()[0], self.x.shape()[1], self.w.shape()[1]);
+        raw_sgemm(
+            n,
+            m,
+            k,
+            self.dy.data(),
+            m as isize,
+            1,
+            self.w.data(),
+            1,
+            m as isize,
+            &mut self.dx,
+        );
+        raw_sgemm(
+            k,
+            n,
+            m,
+            self.x.data(),
+            1,
+            k as isize,
+            self.dy.data(),
+            m as isize,
+            1,
+            &mut self.dw,
+        );
+    }
+}
+
 fn w1_affine(c: &mut Criterion) {
-    let mut g = c.benchmark_group("W1 affine");
+    let mut g = c.benchmark_group("W1");
     for &(n, k, m) in &[(100, 784, 50), (256, 1024, 1024), (64, 4096, 4096)] {
-        let id = format!("{n}x{k}x{m}");
+        let shape = format!("{n}x{k}x{m}");
         let x = normal(&[n, k], 1);
-        let w = normal(&[k, m], 2);
+        let w = normal(&[k, m], 2)
+            .into_data()
+            .iter()
+            .map(|v| v * 0.03)
+            .collect::<Vec<_>>();
+        let w = Tensor::new(&[k, m], w).unwrap();
         let dy = normal(&[n, m], 3);
-        let mut fc = Affine::new(w.clone(), Tensor::zeros(&[m])).unwrap();
-        g.throughput(Throughput::Elements((2 * n * k * m * 3) as u64));
-        g.bench_function(BenchmarkId::new("fwd+bwd", &id), |bch| {
-            bch.iter(|| {
-                let y = fc.forward(black_box(&x)).unwrap();
-                black_box(y);
-                fc.backward(dy.clone()).unwrap()
+        let mut raw = RawAffine::new(&x, &w, &dy);
+        g.bench_function(BenchmarkId::new("raw sgemm fwd", &shape), |b| {
+            b.iter(|| raw.forward())
+        });
+        g.bench_function(BenchmarkId::new("raw sgemm x3", &shape), |b| {
+            b.iter(|| {
+                raw.forward();
+                raw.backward();
             })
         });
-        let (mut y, mut dx, mut dw) = (vec![0.0; n * m], vec![0.0; n * k], vec![0.0; k * m]);
-        g.bench_function(BenchmarkId::new("raw sgemm x3", &id), |bch| {
-            bch.iter(|| {
-                let (k_, m_) = (k as isize, m as isize);
-                raw_sgemm(n, k, m, x.data(), k_, 1, w.data(), m_, 1, &mut y);
-                raw_sgemm(n, m, k, dy.data(), m_, 1, w.data(), 1, m_, &mut dx);
-                raw_sgemm(k, n, m, x.data(), 1, k_, dy.data(), m_, 1, &mut dw);
-                black_box((&y, &dx, &dw));
-            })
-        });
+        for (t, pool) in pools() {
+            let mut fc = Affine::new(w.clone(), normal(&[m], 4)).unwrap();
+            bench_in(
+                &mut g,
+                BenchmarkId::new(format!("affine fwd {t}"), &shape),
+                &pool,
+                || {
+                    fc.forward_ref(black_box(&x)).unwrap();
+                },
+            );
+            bench_in(
+                &mut g,
+                BenchmarkId::new(format!("affine fwd+bwd {t}"), &shape),
+                &pool,
+                || {
+                    fc.forward_ref(black_box(&x)).unwrap();
+                    fc.backward_ref(black_box(&dy)).unwrap();
+                },
+            );
+        }
     }
     g.finish();
 }
 
 fn w2_activations(c: &mut Criterion) {
-    let mut g = c.benchmark_group("W2 activations");
+    let mut g = c.benchmark_group("W2");
     for &len in &[4096usize, 65536, 4_194_304] {
         let x = normal(&[len], 4);
         let dy = normal(&[len], 5);
-        g.throughput(Throughput::Bytes((len * 4) as u64));
-        let mut relu = Relu::new();
-        g.bench_function(BenchmarkId::new("relu fwd+bwd", len), |b| {
-            b.iter(|| {
-                black_box(relu.forward(&x).unwrap());
-                relu.backward(dy.clone()).unwrap()
-            })
-        });
-        let mut sig = Sigmoid::new();
-        g.bench_function(BenchmarkId::new("sigmoid fwd+bwd", len), |b| {
-            b.iter(|| {
-                black_box(sig.forward(&x).unwrap());
-                sig.backward(dy.clone()).unwrap()
-            })
-        });
         let mut out = vec![0.0f32; len];
-        g.bench_function(BenchmarkId::new("copy baseline", len), |b| {
+        g.bench_function(BenchmarkId::new("copy", len), |b| {
             b.iter(|| {
                 out.copy_from_slice(black_box(x.data()));
                 black_box(&out);
             })
         });
+        for (t, pool) in pools() {
+            let (mut relu, mut sig) = (Relu::new(), Sigmoid::new());
+            for (name, layer) in [
+                ("relu", &mut relu as &mut (dyn Layer + Send)),
+                ("sigmoid", &mut sig),
+            ] {
+                bench_in(
+                    &mut g,
+                    BenchmarkId::new(format!("{name} fwd {t}"), len),
+                    &pool,
+                    || {
+                        layer.forward_ref(black_box(&x)).unwrap();
+                    },
+                );
+                bench_in(
+                    &mut g,
+                    BenchmarkId::new(format!("{name} fwd+bwd {t}"), len),
+                    &pool,
+                    || {
+                        layer.forward_ref(black_box(&x)).unwrap();
+                        layer.backward_ref(black_box(&dy)).unwrap();
+                    },
+                );
+            }
+        }
     }
     g.finish();
 }
 
 fn w3_softmax_loss(c: &mut Criterion) {
-    let mut g = c.benchmark_group("W3 softmax with loss");
+    let mut g = c.benchmark_group("W3");
     for &(n, classes) in &[(100usize, 10usize), (256, 1000), (32, 32000)] {
+        let shape = format!("{n}x{classes}");
         let x = normal(&[n, classes], 6);
         let labels: Vec<usize> = (0..n).map(|i| (i * 7919) % classes).collect();
-        let mut swl = SoftmaxWithLoss::new();
-        g.throughput(Throughput::Bytes((n * classes * 4) as u64));
-        g.bench_function(BenchmarkId::new("fwd+bwd", format!("{n}x{classes}")), |b| {
-            b.iter(|| {
-                black_box(swl.forward(&x, Labels::Index(&labels)).unwrap());
-                swl.backward(1.0).unwrap()
-            })
-        });
+        for (t, pool) in pools() {
+            let mut swl = SoftmaxWithLoss::new();
+            bench_in(
+                &mut g,
+                BenchmarkId::new(format!("softmax loss fwd+bwd {t}"), &shape),
+                &pool,
+                || {
+                    black_box(swl.forward(black_box(&x), Labels::Index(&labels)).unwrap());
+                    swl.backward_ref(1.0).unwrap();
+                },
+            );
+            let mut sig = Sigmoid::new();
+            bench_in(
+                &mut g,
+                BenchmarkId::new(format!("sigmoid fwd {t}"), &shape),
+                &pool,
+                || {
+                    sig.forward_ref(black_box(&x)).unwrap();
+                },
+            );
+        }
     }
     g.finish();
 }
 
-criterion_group!(benches, w1_affine, w2_activations, w3_softmax_loss);
+/// An MLP with ReLU between Affine layers and a softmax loss, stepped by SGD
+/// through the layers' buffers.
+struct Mlp {
+    fcs: Vec<Affine>,
+    relus: Vec<Relu>,
+    loss: SoftmaxWithLoss,
+}
+
+impl Mlp {
+    fn new(dims: &[usize]) -> Self {
+        let fcs = dims
+            .windows(2)
+            .enumerate()
+            .map(|(i, d)| {
+                let scale = (2.0 / d[0] as f32).sqrt();
+                let w = normal(&[d[0], d[1]], 10 + i as u64)
+                    .into_data()
+                    .iter()
+                    .map(|v| v * scale)
+                    .collect();
+                Affine::new(
+                    Tensor::new(&[d[0], d[1]], w).unwrap(),
+                    Tensor::zeros(&[d[1]]),
+                )
+                .unwrap()
+            })
+            .collect::<Vec<_>>();
+        let relus = (1..fcs.len()).map(|_| Relu::new()).collect();
+        Mlp {
+            fcs,
+            relus,
+            loss: SoftmaxWithLoss::new(),
+        }
+    }
+
+    fn step(&mut self, x: &Tensor, labels: &[usize], lr: f32) -> f32 {
+        let last = self.fcs.len() - 1;
+        let mut h = self.fcs[0].forward_ref(x).unwrap();
+        for i in 0..last {
+            h = self.relus[i].forward_ref(h).unwrap();
+            h = self.fcs[i + 1].forward_ref(h).unwrap();
+        }
+        let l = self.loss.forward(h, Labels::Index(labels)).unwrap();
+        let mut g = self.fcs[last]
+            .backward_ref(self.loss.backward_ref(1.0).unwrap())
+            .unwrap();
+        for i in (0..last).rev() {
+            g = self.relus[i].backward_ref(g).unwrap();
+            g = self.fcs[i].backward_ref(g).unwrap();
+        }
+        for fc in &mut self.fcs {
+            fc.visit_params(&mut |p, g| axpy(-lr, g.data(), p.data_mut()));
+        }
+        l
+    }
+}
+
+fn w4_training_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("W4");
+    for (name, dims, batch) in [
+        ("small", vec![784usize, 50, 10], 100usize),
+        ("large", vec![784, 1024, 1024, 10], 256),
+    ] {
+        let x = normal(&[batch, dims[0]], 7);
+        let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
+        let mut raws: Vec<RawAffine> = dims
+            .windows(2)
+            .map(|d| {
+                RawAffine::new(
+                    &normal(&[batch, d[0]], 8),
+                    &normal(&[d[0], d[1]], 9),
+                    &normal(&[batch, d[1]], 10),
+                )
+            })
+            .collect();
+        g.bench_function(BenchmarkId::new("raw sgemm calls", name), |b| {
+            b.iter(|| {
+                for r in &mut raws {
+                    r.forward();
+                    r.backward();
+                }
+            })
+        });
+        for (t, pool) in pools() {
+            let mut mlp = Mlp::new(&dims);
+            bench_in(
+                &mut g,
+                BenchmarkId::new(format!("sgd step {t}"), name),
+                &pool,
+                || {
+                    black_box(mlp.step(black_box(&x), &labels, 0.1));
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    let quick = std::env::var("DENSEGRAD_BENCH").as_deref() == Ok("quick");
+    let (warm, meas, samples) = if quick {
+        (0.3, 1.0, 10)
+    } else {
+        (1.0, 3.0, 30)
+    };
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs_f64(warm))
+        .measurement_time(std::time::Duration::from_secs_f64(meas))
+        .sample_size(samples)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = w1_affine, w2_activations, w3_softmax_loss, w4_training_step
+}
 criterion_main!(benches);

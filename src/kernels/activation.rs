@@ -9,7 +9,7 @@
 //! the plain form uses [`Isa::best`].
 
 use super::parallel::{zip3_chunks, zip_chunks};
-use super::simd::{dispatch, math, F32x8, Isa, SimdKernel};
+use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 
 /// Applies a lane function to `x` into `y`; the padded last chunk is
 /// computed on `pad` lanes and only its real lanes are stored.
@@ -22,19 +22,17 @@ macro_rules! map_kernel {
         impl SimdKernel for $name<'_> {
             type Output = ();
             #[inline(always)]
-            fn run<V: F32x8>(self) {
-                let mut xs = self.x.chunks_exact(8);
-                let mut ys = self.y.chunks_exact_mut(8);
+            fn run<V: Lanes>(self) {
+                let mut xs = self.x.chunks_exact(V::N);
+                let mut ys = self.y.chunks_exact_mut(V::N);
                 for (x, y) in (&mut xs).zip(&mut ys) {
                     let $v = V::load(x);
                     ($body).store(y);
                 }
                 let (xr, yr) = (xs.remainder(), ys.into_remainder());
                 if !xr.is_empty() {
-                    let mut buf = [$pad; 8];
-                    buf[..xr.len()].copy_from_slice(xr);
-                    let $v = V::load(&buf);
-                    yr.copy_from_slice(&($body).to_array()[..xr.len()]);
+                    let $v = V::load_partial(xr, $pad);
+                    ($body).store_partial(yr);
                 }
             }
         }
@@ -52,20 +50,17 @@ macro_rules! update_kernel {
         impl SimdKernel for $inplace<'_> {
             type Output = ();
             #[inline(always)]
-            fn run<V: F32x8>(self) {
-                let mut ys = self.y.chunks_exact(8);
-                let mut ds = self.d.chunks_exact_mut(8);
+            fn run<V: Lanes>(self) {
+                let mut ys = self.y.chunks_exact(V::N);
+                let mut ds = self.d.chunks_exact_mut(V::N);
                 for (y, d) in (&mut ys).zip(&mut ds) {
                     let ($y, $d) = (V::load(y), V::load(d));
                     ($body).store(d);
                 }
                 let (yr, dr) = (ys.remainder(), ds.into_remainder());
                 if !yr.is_empty() {
-                    let (mut yb, mut db) = ([0.0f32; 8], [0.0f32; 8]);
-                    yb[..yr.len()].copy_from_slice(yr);
-                    db[..dr.len()].copy_from_slice(dr);
-                    let ($y, $d) = (V::load(&yb), V::load(&db));
-                    dr.copy_from_slice(&($body).to_array()[..yr.len()]);
+                    let ($y, $d) = (V::load_partial(yr, 0.0), V::load_partial(dr, 0.0));
+                    ($body).store_partial(dr);
                 }
             }
         }
@@ -77,21 +72,18 @@ macro_rules! update_kernel {
         impl SimdKernel for $into<'_> {
             type Output = ();
             #[inline(always)]
-            fn run<V: F32x8>(self) {
-                let mut ys = self.y.chunks_exact(8);
-                let mut ds = self.d.chunks_exact(8);
-                let mut os = self.out.chunks_exact_mut(8);
+            fn run<V: Lanes>(self) {
+                let mut ys = self.y.chunks_exact(V::N);
+                let mut ds = self.d.chunks_exact(V::N);
+                let mut os = self.out.chunks_exact_mut(V::N);
                 for ((y, d), o) in (&mut ys).zip(&mut ds).zip(&mut os) {
                     let ($y, $d) = (V::load(y), V::load(d));
                     ($body).store(o);
                 }
                 let (yr, dr, or) = (ys.remainder(), ds.remainder(), os.into_remainder());
                 if !yr.is_empty() {
-                    let (mut yb, mut db) = ([0.0f32; 8], [0.0f32; 8]);
-                    yb[..yr.len()].copy_from_slice(yr);
-                    db[..dr.len()].copy_from_slice(dr);
-                    let ($y, $d) = (V::load(&yb), V::load(&db));
-                    or.copy_from_slice(&($body).to_array()[..yr.len()]);
+                    let ($y, $d) = (V::load_partial(yr, 0.0), V::load_partial(dr, 0.0));
+                    ($body).store_partial(or);
                 }
             }
         }

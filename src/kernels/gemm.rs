@@ -187,9 +187,11 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
     }
 }
 
-/// Products below this many flops (2·m·k·n) run on the calling thread: at
-/// ~70 GFLOP/s per core that is ~60 µs of work, twice a fork/join.
-pub const GEMM_PAR_MIN_FLOPS: usize = 4_000_000;
+/// Products below this many flops (2·m·k·n) run on the calling thread. At
+/// ~100 GFLOP/s per core that is ~160 µs of work: below it, measured on the
+/// W4-small step (7.8 MFLOP products), two fork/joins and two packings of B
+/// cost more than the halved product saves.
+pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 
 /// [`gemm`], with the rows of C (and of A) split across rayon threads when
 /// the product is large enough.

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::parallel::worth_splitting;
-use super::simd::{dispatch, F32x8, Isa, SimdKernel};
+use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 
 /// `out[j] = Σ_i x[i, j]` over a block of columns `x[.., c0..c0 + out.len()]`.
 struct ColSums<'a> {
@@ -16,15 +16,15 @@ struct ColSums<'a> {
 impl SimdKernel for ColSums<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<V: F32x8>(self) {
+    fn run<V: Lanes>(self) {
         let w = self.out.len();
         self.out.fill(0.0);
         // Rows are added in order, so each column's sum is the same sequence
         // of additions however the columns are split.
         for row in self.x.chunks_exact(self.cols) {
             let row = &row[self.c0..self.c0 + w];
-            let mut rs = row.chunks_exact(8);
-            let mut os = self.out.chunks_exact_mut(8);
+            let mut rs = row.chunks_exact(V::N);
+            let mut os = self.out.chunks_exact_mut(V::N);
             for (r, o) in (&mut rs).zip(&mut os) {
                 V::load(o).add(V::load(r)).store(o);
             }
@@ -110,21 +110,18 @@ struct Axpy<'a> {
 impl SimdKernel for Axpy<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<V: F32x8>(self) {
+    fn run<V: Lanes>(self) {
         let av = V::splat(self.a);
-        let mut xs = self.x.chunks_exact(8);
-        let mut ys = self.y.chunks_exact_mut(8);
+        let mut xs = self.x.chunks_exact(V::N);
+        let mut ys = self.y.chunks_exact_mut(V::N);
         for (x, y) in (&mut xs).zip(&mut ys) {
             V::load(x).mul_add(av, V::load(y)).store(y);
         }
         let (xr, yr) = (xs.remainder(), ys.into_remainder());
         if !xr.is_empty() {
             // The tail goes through the same lanes, so it rounds like the rest.
-            let (mut xb, mut yb) = ([0.0f32; 8], [0.0f32; 8]);
-            xb[..xr.len()].copy_from_slice(xr);
-            yb[..yr.len()].copy_from_slice(yr);
-            let v = V::load(&xb).mul_add(av, V::load(&yb));
-            yr.copy_from_slice(&v.to_array()[..xr.len()]);
+            let v = V::load_partial(xr, 0.0).mul_add(av, V::load_partial(yr, 0.0));
+            v.store_partial(yr);
         }
     }
 }

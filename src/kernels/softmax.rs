@@ -28,7 +28,7 @@
 use rayon::prelude::*;
 
 use super::parallel::rows_per_task;
-use super::simd::{dispatch, math, F32x8, Isa, SimdKernel};
+use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 
 /// What a row's softmax needs besides the exponentials themselves.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -72,19 +72,19 @@ pub type TopProb = (f32, f32);
 
 /// The largest non-NaN element of `x` (−∞ if none).
 #[inline(always)]
-fn row_max<V: F32x8>(x: &[f32]) -> f32 {
+fn row_max<V: Lanes>(x: &[f32]) -> f32 {
     let mut acc = V::splat(f32::NEG_INFINITY);
-    let mut chunks = x.chunks_exact(8);
+    let mut chunks = x.chunks_exact(V::N);
     for c in &mut chunks {
         let v = V::load(c);
         // `acc < v` is false for a NaN v, which is so skipped.
         acc = V::select(acc.lt(v), v, acc);
     }
     let mut m = f32::NEG_INFINITY;
-    for v in acc
-        .to_array()
-        .into_iter()
-        .chain(chunks.remainder().iter().copied())
+    for v in acc.to_buf()[..V::N]
+        .iter()
+        .chain(chunks.remainder())
+        .copied()
     {
         if m < v {
             m = v;
@@ -101,7 +101,7 @@ struct RestSum<V> {
     count: V,
 }
 
-impl<V: F32x8> RestSum<V> {
+impl<V: Lanes> RestSum<V> {
     #[inline(always)]
     fn new() -> Self {
         let zero = V::splat(0.0);
@@ -129,14 +129,10 @@ impl<V: F32x8> RestSum<V> {
     /// maxima's count minus one, in f64.
     #[inline(always)]
     fn rest(self) -> f64 {
-        let (sum, comp, count) = (
-            self.sum.to_array(),
-            self.comp.to_array(),
-            self.count.to_array(),
-        );
+        let (sum, comp, count) = (self.sum.to_buf(), self.comp.to_buf(), self.count.to_buf());
         let mut rest = 0.0f64;
         let mut n = 0.0f64;
-        for i in 0..8 {
+        for i in 0..V::N {
             rest += sum[i] as f64 - comp[i] as f64;
             n += count[i] as f64;
         }
@@ -146,11 +142,11 @@ impl<V: F32x8> RestSum<V> {
 
 /// Writes `exp(x_j − max)` into `e` and returns `rest` (see [`RowStats`]).
 #[inline(always)]
-fn exp_shifted_row<V: F32x8>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
+fn exp_shifted_row<V: Lanes>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
     let m = V::splat(max);
     let mut acc = RestSum::<V>::new();
-    let mut xs = x.chunks_exact(8);
-    let mut es = e.chunks_exact_mut(8);
+    let mut xs = x.chunks_exact(V::N);
+    let mut es = e.chunks_exact_mut(V::N);
     for (x, e) in (&mut xs).zip(&mut es) {
         acc.push(V::load(x), m).store(e);
     }
@@ -158,18 +154,17 @@ fn exp_shifted_row<V: F32x8>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
     if !xr.is_empty() {
         // −∞ pads contribute exp(−∞) = 0 and are never the max of a row
         // with a finite max.
-        let mut buf = [f32::NEG_INFINITY; 8];
-        buf[..xr.len()].copy_from_slice(xr);
-        er.copy_from_slice(&acc.push(V::load(&buf), m).to_array()[..xr.len()]);
+        acc.push(V::load_partial(xr, f32::NEG_INFINITY), m)
+            .store_partial(er);
     }
     acc.rest()
 }
 
 /// `y *= s` for a row.
 #[inline(always)]
-fn scale_row<V: F32x8>(y: &mut [f32], s: f32) {
+fn scale_row<V: Lanes>(y: &mut [f32], s: f32) {
     let sv = V::splat(s);
-    let mut ys = y.chunks_exact_mut(8);
+    let mut ys = y.chunks_exact_mut(V::N);
     for y in &mut ys {
         V::load(y).mul(sv).store(y);
     }
@@ -189,7 +184,7 @@ struct SoftmaxBlock<'a> {
 impl SimdKernel for SoftmaxBlock<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<V: F32x8>(self) {
+    fn run<V: Lanes>(self) {
         let rows = self
             .x
             .chunks_exact(self.cols)
@@ -286,15 +281,15 @@ struct IndexBackwardBlock<'a> {
 impl SimdKernel for IndexBackwardBlock<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<V: F32x8>(self) {
+    fn run<V: Lanes>(self) {
         let rows = self
             .y
             .chunks_exact(self.cols)
             .zip(self.dx.chunks_exact_mut(self.cols));
         for (((y, dx), &label), &top) in rows.zip(self.labels).zip(self.top) {
             let s = V::splat(self.scale);
-            let mut ys = y.chunks_exact(8);
-            let mut ds = dx.chunks_exact_mut(8);
+            let mut ys = y.chunks_exact(V::N);
+            let mut ds = dx.chunks_exact_mut(V::N);
             for (y, d) in (&mut ys).zip(&mut ds) {
                 V::load(y).mul(s).store(d);
             }
@@ -333,7 +328,7 @@ struct DenseBackwardBlock<'a> {
 impl SimdKernel for DenseBackwardBlock<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<V: F32x8>(self) {
+    fn run<V: Lanes>(self) {
         let cols = self.cols;
         let rows = self
             .y
@@ -347,9 +342,9 @@ impl SimdKernel for DenseBackwardBlock<'_> {
                 V::splat(top.1),
                 V::splat(self.scale),
             );
-            let mut ys = y.chunks_exact(8);
-            let mut ts = t.chunks_exact(8);
-            let mut ds = dx.chunks_exact_mut(8);
+            let mut ys = y.chunks_exact(V::N);
+            let mut ts = t.chunks_exact(V::N);
+            let mut ds = dx.chunks_exact_mut(V::N);
             for ((y, t), d) in (&mut ys).zip(&mut ts).zip(&mut ds) {
                 let (yv, tt) = (V::load(y), V::load(t));
                 let top_g = tv.sub(tt).sub(tv.mul(q));

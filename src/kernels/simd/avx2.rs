@@ -1,5 +1,5 @@
-//! [`F32x8`] on AVX2 + FMA: the second half of the crate's `unsafe` (the first
-//! is `kernels/gemm.rs`).
+//! [`Lanes`] on AVX2 + FMA (8 lanes). With `avx512.rs` and `kernels/gemm.rs`,
+//! one of the three files that hold the crate's `unsafe`.
 //!
 //! Contract: the `std::arch` intrinsics used here require the CPU to support
 //! AVX, AVX2 and FMA; the load/store intrinsics additionally require their
@@ -16,7 +16,7 @@
 //! Everything here is `#[inline(always)]` so that it is inlined into
 //! `run_avx2` and compiled with AVX2+FMA enabled.
 
-use super::{F32x8, SimdKernel};
+use super::{Lanes, SimdKernel};
 use std::arch::x86_64::*;
 
 /// Whether this CPU has AVX2 and FMA (std caches the CPUID query).
@@ -51,7 +51,10 @@ struct Avx2(__m256);
 
 // SAFETY (every block below): AVX2+FMA are available, by fact 1 of the module
 // contract; loads and stores also rely on fact 2.
-impl F32x8 for Avx2 {
+impl Lanes for Avx2 {
+    const N: usize = 8;
+    type Mask = Avx2;
+
     #[inline(always)]
     fn splat(v: f32) -> Self {
         Avx2(unsafe { _mm256_set1_ps(v) })
@@ -101,18 +104,21 @@ impl F32x8 for Avx2 {
         Avx2(unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) })
     }
     #[inline(always)]
+    fn max_or_b(self, b: Self) -> Self {
+        // maxps returns its second operand when either is NaN.
+        Avx2(unsafe { _mm256_max_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min_or_b(self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_min_ps(self.0, b.0) })
+    }
+    #[inline(always)]
     fn select(mask: Self, t: Self, f: Self) -> Self {
         Avx2(unsafe { _mm256_blendv_ps(f.0, t.0, mask.0) })
     }
     #[inline(always)]
     fn abs(self) -> Self {
         Avx2(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
-    }
-    #[inline(always)]
-    fn round(self) -> Self {
-        Avx2(unsafe {
-            _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)
-        })
     }
     #[inline(always)]
     fn pow2i(self) -> Self {
@@ -123,11 +129,5 @@ impl F32x8 for Avx2 {
                 _mm256_set1_epi32(127),
             )))
         })
-    }
-    #[inline(always)]
-    fn to_array(self) -> [f32; 8] {
-        let mut a = [0.0f32; 8];
-        self.store(&mut a);
-        a
     }
 }

@@ -1,4 +1,4 @@
-//! Vector math written once over [`F32x8`]: `exp`, the shifted `exp` of
+//! Vector math written once over [`Lanes`]: `exp`, the shifted `exp` of
 //! softmax, and `sigmoid`.
 //!
 //! `exp` is Cody–Waite range reduction `x = n·ln2 + r` (ln2 split in a high
@@ -8,12 +8,23 @@
 //! the subnormal range round once instead of flushing. Measured error
 //! (`tests/simd_accuracy.rs`, an exhaustive sweep) is reported in the README.
 
-use super::F32x8;
+use super::Lanes;
 
-/// Above this, `e^x` overflows f32.
+/// The largest f32 whose `e^x` is finite.
 pub const EXP_HI: f32 = 88.722_83;
 /// Below this, `e^x` rounds to 0 even as a subnormal.
 pub const EXP_LO: f32 = -103.972_08;
+
+/// Inputs are clamped to [CLAMP_LO, CLAMP_HI] before the reduction; the
+/// bounds are chosen so that the final scaling by 2^n itself overflows to
+/// +∞ (n = 128, p ≥ 1) or underflows to 0 (n = −150, p < 1) for every input
+/// beyond them, with no fix-up afterwards.
+const CLAMP_HI: f32 = 89.0;
+const CLAMP_LO: f32 = -104.0;
+/// 1.5·2^23: adding it to |v| < 2^22 rounds v to an integer (the FPU's
+/// round-to-nearest does the work; cheaper than a round instruction, which
+/// SSE2 does not even have).
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: 16 significant bits
@@ -27,14 +38,13 @@ const P0: f32 = 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
 
 /// `e^x` lane-wise; +∞ above [`EXP_HI`], 0 below [`EXP_LO`], NaN for NaN.
 #[inline(always)]
-pub fn exp<V: F32x8>(x: V) -> V {
-    let lo = V::splat(EXP_LO);
-    let hi = V::splat(EXP_HI);
-    // Clamp so the integer part stays in range; out-of-range lanes are
-    // replaced at the end. NaN lanes pass through the clamp unchanged.
-    let xc = V::select(x.lt(lo), lo, x);
-    let xc = V::select(hi.lt(xc), hi, xc);
-    let n = xc.mul(V::splat(LOG2E)).round();
+pub fn exp<V: Lanes>(x: V) -> V {
+    let magic = V::splat(ROUND_MAGIC);
+    // NaN lanes are passed as `b`, so they survive the clamp and every
+    // operation after it.
+    let xc = V::splat(CLAMP_LO).max_or_b(x);
+    let xc = V::splat(CLAMP_HI).min_or_b(xc);
+    let n = xc.mul_add(V::splat(LOG2E), magic).sub(magic);
     let r = n.mul_add(V::splat(-LN2_HI), xc);
     let r = n.mul_add(V::splat(-LN2_LO), r);
     let mut p = V::splat(P5);
@@ -44,25 +54,46 @@ pub fn exp<V: F32x8>(x: V) -> V {
     p = p.mul_add(r, V::splat(P1));
     p = p.mul_add(r, V::splat(P0));
     let y = p.mul_add(r.mul(r), r).add(V::splat(1.0));
-    // 2^n = 2^n1 · 2^n2 with both halves in [−75, 64]: each product is exact
-    // until the last, which rounds once (into the subnormals if need be).
-    let n1 = n.mul(V::splat(0.5)).round();
+    // 2^n = 2^n1 · 2^n2 with both halves in [−75, 64]: the first product is
+    // exact and the second rounds once (into the subnormals if need be).
+    let n1 = n.mul_add(V::splat(0.5), magic).sub(magic);
     let n2 = n.sub(n1);
-    let y = y.mul(n1.pow2i()).mul(n2.pow2i());
-    let y = V::select(hi.lt(x), V::splat(f32::INFINITY), y);
-    let y = V::select(x.lt(lo), V::splat(0.0), y);
-    V::select(x.eq(x), y, x)
+    y.mul(n1.pow2i()).mul(n2.pow2i())
+}
+
+/// `e^x` lane-wise for `x ≤ 0` (or NaN): what softmax (`x − max`) and
+/// sigmoid (`−|x|`) need. Same polynomial and accuracy as [`exp`], but with
+/// n ∈ [−150, 0] one scaling by `2^(n + 64)` (always normal) and one by the
+/// constant `2^−64` replace the two data-dependent powers, clamps and splits.
+/// A positive `x` gives a wrong result: callers guarantee `x ≤ 0`.
+#[inline(always)]
+pub fn exp_nonpos<V: Lanes>(x: V) -> V {
+    let magic = V::splat(ROUND_MAGIC);
+    let xc = V::splat(CLAMP_LO).max_or_b(x);
+    let n = xc.mul_add(V::splat(LOG2E), magic).sub(magic);
+    let r = n.mul_add(V::splat(-LN2_HI), xc);
+    let r = n.mul_add(V::splat(-LN2_LO), r);
+    let mut p = V::splat(P5);
+    p = p.mul_add(r, V::splat(P4));
+    p = p.mul_add(r, V::splat(P3));
+    p = p.mul_add(r, V::splat(P2));
+    p = p.mul_add(r, V::splat(P1));
+    p = p.mul_add(r, V::splat(P0));
+    let y = p.mul_add(r.mul(r), r).add(V::splat(1.0));
+    // y·2^(n+64) is exact (n + 64 ∈ [−86, 64]); ·2^−64 rounds once.
+    y.mul(n.add(V::splat(64.0)).pow2i())
+        .mul(V::splat(f32::from_bits(0x1f80_0000)))
 }
 
 /// `e^(x − m)` with the f32 rounding of `x − m` corrected by its exact
 /// TwoSum residual `r`: `e^(d + r) ≈ e^d·(1 + r)`. Lanes where `x − m`
 /// overflows or is not finite have a non-finite `r` and keep `e^d`.
 #[inline(always)]
-pub fn exp_shifted<V: F32x8>(x: V, m: V) -> V {
+pub fn exp_shifted<V: Lanes>(x: V, m: V) -> V {
     let d = x.sub(m);
     let bb = d.sub(x);
     let r = x.sub(d.sub(bb)).add(V::splat(0.0).sub(m).sub(bb));
-    let e = exp(d);
+    let e = exp_nonpos(d);
     let finite = r.abs().lt(V::splat(f32::INFINITY));
     V::select(finite, e.mul_add(r, e), e)
 }
@@ -76,9 +107,9 @@ pub fn exp_shifted<V: F32x8>(x: V, m: V) -> V {
 /// x ≥ 0 and `1 − q` for x < 0 (only needed to a few bits: `e/d` is ~1e-8).
 /// That keeps the result within the exp error plus one division rounding.
 #[inline(always)]
-pub fn sigmoid<V: F32x8>(x: V) -> V {
+pub fn sigmoid<V: Lanes>(x: V) -> V {
     let one = V::splat(1.0);
-    let z = exp(V::splat(0.0).sub(x.abs()));
+    let z = exp_nonpos(V::splat(0.0).sub(x.abs()));
     let nonneg = V::splat(0.0).le(x);
     let num = V::select(nonneg, one, z);
     let d = one.add(z);

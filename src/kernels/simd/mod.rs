@@ -1,43 +1,53 @@
 //! SIMD lanes and run-time dispatch.
 //!
-//! Every vector kernel is written once, generic over [`F32x8`] (eight f32
-//! lanes), and run through [`dispatch`] on the instruction set chosen at run
-//! time:
+//! Every vector kernel is written once, generic over [`Lanes`] (N f32 lanes
+//! and their masks), and run through [`dispatch`] on the instruction set
+//! chosen at run time:
 //!
 //! - [`Isa::portable`]: `wide::f32x8`, which `wide` compiles for the build's
 //!   target features (SSE2 on baseline x86-64, NEON on aarch64, scalar
 //!   elsewhere). Always available.
-//! - [`Isa::avx2_fma`]: an AVX2+FMA implementation (`avx2.rs`), used on
-//!   x86-64 CPUs that have both, even in a default `cargo build --release`
-//!   of a downstream crate: the kernel is inlined into one
-//!   `#[target_feature(enable = "avx2,fma")]` function, so it is compiled
-//!   for AVX2 whatever the crate's own target features are.
+//! - [`Isa::avx2_fma`]: 8 lanes of AVX2+FMA (`avx2.rs`).
+//! - [`Isa::avx512`]: 16 lanes of AVX-512F (`avx512.rs`).
+//!
+//! The x86 paths run even in a default `cargo build --release` of a
+//! downstream crate: the kernel is inlined into one
+//! `#[target_feature(enable = …)]` function per instruction set, so it is
+//! compiled for those features whatever the crate's own target features are.
 //!
 //! [`Isa::best`] detects once (cached) and may be overridden for a whole
-//! process with `DENSEGRAD_ISA=portable` (or `avx2`), as matrixmultiply's
-//! `MMTEST_FEATURE` does, so the entire test suite can be run on each path.
-//! Every kernel also has a `*_with(isa, …)` form that tests use to compare
-//! the paths directly.
+//! process with `DENSEGRAD_ISA=portable` (or `avx2`, `avx512`), as
+//! matrixmultiply's `MMTEST_FEATURE` does, so the entire test suite can be
+//! run on each path. Every kernel also has a `*_with(isa, …)` form that tests
+//! use to compare the paths directly.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod math;
 mod portable;
 
 use std::sync::OnceLock;
 
-/// Eight f32 lanes: the operations the kernels are written in.
+/// The most lanes any [`Lanes`] type has (sizes the kernels' tail buffers).
+pub const MAX_LANES: usize = 16;
+
+/// `N` f32 lanes: the operations the kernels are written in.
 ///
-/// Comparisons return masks (all bits set in lanes where true) usable by
-/// [`F32x8::select`]. Implemented by `wide::f32x8` and, on x86-64, by a
-/// private AVX2+FMA type that only exists inside a function compiled for
-/// those features.
-pub trait F32x8: Copy {
+/// Comparisons return a [`Lanes::Mask`] for [`Lanes::select`]. Implemented
+/// by `wide::f32x8` and, on x86-64, by private AVX2+FMA and AVX-512 types
+/// that only exist inside functions compiled for those features.
+pub trait Lanes: Copy {
+    /// The number of lanes (8 or 16), at most [`MAX_LANES`].
+    const N: usize;
+    /// The result of a comparison.
+    type Mask: Copy;
     /// All lanes `v`.
     fn splat(v: f32) -> Self;
-    /// The first eight elements of `s` (panics if `s` is shorter).
+    /// The first `N` elements of `s` (panics if `s` is shorter).
     fn load(s: &[f32]) -> Self;
-    /// Writes the lanes to the first eight elements of `s` (panics if shorter).
+    /// Writes the lanes to the first `N` elements of `s` (panics if shorter).
     fn store(self, s: &mut [f32]);
     /// Lane-wise `self + b`.
     fn add(self, b: Self) -> Self;
@@ -50,22 +60,46 @@ pub trait F32x8: Copy {
     /// `self · b + c`, fused (one rounding) where the instruction set has FMA.
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// Mask of `self < b` (false where either is NaN).
-    fn lt(self, b: Self) -> Self;
+    fn lt(self, b: Self) -> Self::Mask;
     /// Mask of `self <= b` (false where either is NaN).
-    fn le(self, b: Self) -> Self;
+    fn le(self, b: Self) -> Self::Mask;
     /// Mask of `self == b` (false where either is NaN).
-    fn eq(self, b: Self) -> Self;
-    /// `mask ? t : f` lane-wise, for masks made by the comparisons.
-    fn select(mask: Self, t: Self, f: Self) -> Self;
+    fn eq(self, b: Self) -> Self::Mask;
+    /// Lane-wise maximum; where either lane is NaN the result is NaN or `b`
+    /// (x86's `maxps(self, b)` returns `b`; NEON returns NaN). Passing the
+    /// value that may be NaN as `b` therefore propagates it.
+    fn max_or_b(self, b: Self) -> Self;
+    /// Lane-wise minimum, with the NaN behaviour of [`Lanes::max_or_b`].
+    fn min_or_b(self, b: Self) -> Self;
+    /// `mask ? t : f` lane-wise.
+    fn select(mask: Self::Mask, t: Self, f: Self) -> Self;
     /// Lane-wise absolute value (clears the sign bit; NaN stays NaN).
     fn abs(self) -> Self;
-    /// Round to the nearest integer (ties either way), as f32. Only used on
-    /// values well inside ±2^22.
-    fn round(self) -> Self;
     /// `2^n` for lanes holding integers `n` in [−126, 127].
     fn pow2i(self) -> Self;
-    /// The lanes as an array.
-    fn to_array(self) -> [f32; 8];
+
+    /// The first `s.len() < N` lanes from `s`, the rest `pad`.
+    #[inline(always)]
+    fn load_partial(s: &[f32], pad: f32) -> Self {
+        let mut buf = [pad; MAX_LANES];
+        buf[..s.len()].copy_from_slice(s);
+        Self::load(&buf)
+    }
+    /// Writes the first `s.len() < N` lanes to `s`.
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32]) {
+        let mut buf = [0.0; MAX_LANES];
+        self.store(&mut buf);
+        let n = s.len();
+        s.copy_from_slice(&buf[..n]);
+    }
+    /// The lanes, in order, in the first `N` elements of an array.
+    #[inline(always)]
+    fn to_buf(self) -> [f32; MAX_LANES] {
+        let mut buf = [0.0; MAX_LANES];
+        self.store(&mut buf);
+        buf
+    }
 }
 
 /// An instruction set the vector kernels can run on. Values are only made by
@@ -88,6 +122,8 @@ enum IsaKind {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
@@ -105,35 +141,50 @@ impl Isa {
         None
     }
 
+    /// AVX-512F (16 lanes), if this CPU has it (x86-64 only).
+    pub fn avx512() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::detected() {
+            return Some(Isa(IsaKind::Avx512));
+        }
+        None
+    }
+
     /// Every instruction set this CPU can run, from the most portable.
     pub fn available() -> Vec<Isa> {
         let mut v = vec![Isa::portable()];
         v.extend(Isa::avx2_fma());
+        v.extend(Isa::avx512());
         v
     }
 
     /// The fastest available instruction set, detected once per process.
-    /// `DENSEGRAD_ISA=portable` (or `avx2`) in the environment, read at that
-    /// first call, overrides the choice; an unavailable or unknown name falls
-    /// back to detection.
+    /// `DENSEGRAD_ISA=portable` (or `avx2`, `avx512`) in the environment,
+    /// read at that first call, overrides the choice; an unavailable or
+    /// unknown name falls back to detection.
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
-            let detected = Isa::avx2_fma().unwrap_or(Isa::portable());
+            let detected = *Isa::available()
+                .last()
+                .expect("portable is always available");
             match std::env::var("DENSEGRAD_ISA").as_deref() {
                 Ok("portable") => Isa::portable(),
                 Ok("avx2") => Isa::avx2_fma().unwrap_or(detected),
+                Ok("avx512") => Isa::avx512().unwrap_or(detected),
                 _ => detected,
             }
         })
     }
 
-    /// A short name: `"portable"` or `"avx2+fma"`.
+    /// A short name: `"portable"`, `"avx2+fma"` or `"avx512"`.
     pub fn name(self) -> &'static str {
         match self.0 {
             IsaKind::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             IsaKind::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            IsaKind::Avx512 => "avx512",
         }
     }
 }
@@ -147,7 +198,7 @@ pub trait SimdKernel {
     /// What the kernel returns.
     type Output;
     /// Runs the kernel with lane type `V`.
-    fn run<V: F32x8>(self) -> Self::Output;
+    fn run<V: Lanes>(self) -> Self::Output;
 }
 
 /// Runs `kernel` on instruction set `isa`.
@@ -157,36 +208,7 @@ pub fn dispatch<K: SimdKernel>(isa: Isa, kernel: K) -> K::Output {
         IsaKind::Portable => kernel.run::<wide::f32x8>(),
         #[cfg(target_arch = "x86_64")]
         IsaKind::Avx2Fma => avx2::run(kernel),
-    }
-}
-
-/// Applies `body` to `x` in chunks of 8 lanes, the last one padded with
-/// `pad` (only the real lanes of it are passed on to `tail`).
-///
-/// Kernels use this so that the remainder of a row that is not a multiple of
-/// 8 goes through the same vector code as the rest.
-#[inline(always)]
-pub fn for_each_chunk<V: F32x8>(x: &[f32], pad: f32, mut body: impl FnMut(V, usize, usize)) {
-    let mut chunks = x.chunks_exact(8);
-    let mut i = 0;
-    for c in &mut chunks {
-        body(V::load(c), i, 8);
-        i += 8;
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut buf = [pad; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        body(V::load(&buf), i, rest.len());
-    }
-}
-
-/// Stores the first `len` lanes of `v` at `out[..len]`.
-#[inline(always)]
-pub fn store_n<V: F32x8>(v: V, out: &mut [f32], len: usize) {
-    if len == 8 {
-        v.store(out);
-    } else {
-        out[..len].copy_from_slice(&v.to_array()[..len]);
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx512 => avx512::run(kernel),
     }
 }

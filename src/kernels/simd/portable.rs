@@ -1,10 +1,13 @@
-//! [`F32x8`] for `wide::f32x8`: the portable path, compiled for whatever
+//! [`Lanes`] for `wide::f32x8`: the portable path, compiled for whatever
 //! target features the build has.
 
-use super::F32x8;
+use super::Lanes;
 use wide::{f32x8, i32x8};
 
-impl F32x8 for f32x8 {
+impl Lanes for f32x8 {
+    const N: usize = 8;
+    type Mask = f32x8;
+
     #[inline(always)]
     fn splat(v: f32) -> Self {
         f32x8::splat(v)
@@ -51,6 +54,16 @@ impl F32x8 for f32x8 {
         self.simd_eq(b)
     }
     #[inline(always)]
+    fn max_or_b(self, b: Self) -> Self {
+        // wide's `fast_max` is `maxps(self, b)` on x86 (b on NaN) and a
+        // NaN-propagating max elsewhere.
+        self.fast_max(b)
+    }
+    #[inline(always)]
+    fn min_or_b(self, b: Self) -> Self {
+        self.fast_min(b)
+    }
+    #[inline(always)]
     fn select(mask: Self, t: Self, f: Self) -> Self {
         mask.bitselect(t, f)
     }
@@ -59,16 +72,8 @@ impl F32x8 for f32x8 {
         f32x8::abs(self)
     }
     #[inline(always)]
-    fn round(self) -> Self {
-        f32x8::round(self)
-    }
-    #[inline(always)]
     fn pow2i(self) -> Self {
         let n: i32x8 = self.round_int();
         wide::bytemuck::cast((n + i32x8::splat(127)) << 23)
-    }
-    #[inline(always)]
-    fn to_array(self) -> [f32; 8] {
-        f32x8::to_array(self)
     }
 }
