@@ -128,7 +128,7 @@ enum Target {
 impl Net {
     fn param_shape(&self, i: usize) -> Vec<usize> {
         let d = self.dims;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             vec![d[i / 2], d[i / 2 + 1]]
         } else {
             vec![d[i / 2 + 1]]

@@ -50,7 +50,7 @@ const COL_BLOCK: usize = 256;
 pub fn col_sums_with(isa: Isa, x: &[f32], out: &mut [f32]) {
     let cols = out.len();
     assert!(
-        cols > 0 && x.len() % cols == 0,
+        cols > 0 && x.len().is_multiple_of(cols),
         "col_sums: {} elements in rows of {cols}",
         x.len()
     );
@@ -92,7 +92,7 @@ pub fn col_sums(x: &[f32], out: &mut [f32]) {
 /// If `row` is empty or `out.len()` is not a multiple of `row.len()`.
 pub fn broadcast_rows(row: &[f32], out: &mut [f32]) {
     assert!(
-        !row.is_empty() && out.len() % row.len() == 0,
+        !row.is_empty() && out.len().is_multiple_of(row.len()),
         "broadcast_rows: lengths"
     );
     for dst in out.chunks_exact_mut(row.len()) {
