@@ -38,6 +38,22 @@ pub enum Error {
         /// What was expected and what was given.
         msg: String,
     },
+    /// A file that could not be read or written (the message includes the
+    /// path and the operating system's reason).
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The path and the reason.
+        msg: String,
+    },
+    /// Bytes that are not what they claim to be: a truncated or corrupt IDX
+    /// file or checkpoint, a wrong magic number, a checksum mismatch.
+    Format {
+        /// The operation that refused the input.
+        op: &'static str,
+        /// What was expected and what was found.
+        msg: String,
+    },
     /// A call made in the wrong order, such as `backward` before `forward`.
     State {
         /// The operation that refused to run.
@@ -62,6 +78,20 @@ impl Error {
         }
     }
 
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Error::Io {
+            op,
+            msg: format!("{}: {err}", path.display()),
+        }
+    }
+
+    pub(crate) fn format(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Format {
+            op,
+            msg: msg.into(),
+        }
+    }
+
     pub(crate) fn state(op: &'static str, msg: impl Into<String>) -> Self {
         Error::State {
             op,
@@ -79,7 +109,11 @@ impl Error {
     /// ```
     pub fn op(&self) -> &'static str {
         match self {
-            Error::Shape { op, .. } | Error::Label { op, .. } | Error::State { op, .. } => op,
+            Error::Shape { op, .. }
+            | Error::Label { op, .. }
+            | Error::Io { op, .. }
+            | Error::Format { op, .. }
+            | Error::State { op, .. } => op,
         }
     }
 }
@@ -87,7 +121,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Shape { op, msg } | Error::Label { op, msg } | Error::State { op, msg } => {
+            Error::Shape { op, msg }
+            | Error::Label { op, msg }
+            | Error::Io { op, msg }
+            | Error::Format { op, msg }
+            | Error::State { op, msg } => {
                 write!(f, "{op}: {msg}")
             }
         }

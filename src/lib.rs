@@ -56,15 +56,25 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod checkpoint;
+pub mod data;
 mod error;
 mod functional;
+mod init;
 pub mod kernels;
 mod layers;
+mod net;
+pub mod optim;
 mod tensor;
 
 pub use error::Error;
 pub use functional::{log_softmax, softmax};
-pub use layers::{cross_entropy, Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss};
+pub use init::Init;
+pub use layers::{
+    cross_entropy, Affine, BatchNorm, Dropout, Labels, Layer, LeakyRelu, Relu, Sigmoid,
+    SoftmaxWithLoss, Tanh,
+};
+pub use net::{Activation, Sequential};
 pub use tensor::Tensor;
 
 /// The README's examples, compiled and run as doctests so that they stay true.

@@ -233,3 +233,89 @@ pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "exp: x and y differ in length");
     zip_chunks(x, y, |x, y| dispatch(isa, ExpForward { x, y }));
 }
+
+/// `y = tanh(x)` elementwise (std's `tanh`: ≤ 1 ulp, NaN propagates).
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn tanh_forward(x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "tanh_forward: x and y differ in length");
+    zip_chunks(x, y, |x, y| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x.tanh();
+        }
+    });
+}
+
+/// `dx = dy · (1 − y²)` from the forward output `y`.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        y.len() == dy.len() && y.len() == dx.len(),
+        "tanh_backward: lengths differ"
+    );
+    zip3_chunks(y, dy, dx, |y, dy, dx| {
+        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dy) {
+            *dx = d * (1.0 - y * y);
+        }
+    });
+}
+
+/// `y = x > 0 ? x : alpha·x` elementwise; NaN propagates (written with the
+/// mask `x <= 0`, false for NaN).
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn leaky_relu_forward(alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "leaky_relu_forward: x and y differ in length"
+    );
+    zip_chunks(x, y, |x, y| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = if x <= 0.0 { alpha * x } else { x };
+        }
+    });
+}
+
+/// `dx = dy · (x > 0 ? 1 : alpha)`, from the forward output `y` (whose sign
+/// is the input's for `alpha ≥ 0`); NaN where the input was NaN.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn leaky_relu_backward(alpha: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        y.len() == dy.len() && y.len() == dx.len(),
+        "leaky_relu_backward: lengths differ"
+    );
+    zip3_chunks(y, dy, dx, |y, dy, dx| {
+        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dy) {
+            *dx = if y > 0.0 {
+                d
+            } else if y <= 0.0 {
+                alpha * d
+            } else {
+                y
+            };
+        }
+    });
+}
+
+/// `out = a ⊙ b` elementwise (dropout's mask, in both directions).
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn mul_elementwise(a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(
+        a.len() == b.len() && a.len() == out.len(),
+        "mul_elementwise: lengths differ"
+    );
+    zip3_chunks(a, b, out, |a, b, out| {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a * b;
+        }
+    });
+}

@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod gemm;
+pub mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod simd;

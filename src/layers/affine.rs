@@ -302,4 +302,10 @@ impl Layer for Affine {
         f(&mut self.w, &self.dw);
         f(&mut self.b, &self.db);
     }
+
+    /// `weight` then `bias`.
+    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        f("weight", &mut self.w);
+        f("bias", &mut self.b);
+    }
 }

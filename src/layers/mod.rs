@@ -6,11 +6,17 @@
 //! Gradients are *overwritten* by each backward pass, not accumulated.
 
 mod affine;
+mod batchnorm;
+mod dropout;
+mod elementwise;
 mod relu;
 mod sigmoid;
 mod softmax_loss;
 
 pub use affine::Affine;
+pub use batchnorm::BatchNorm;
+pub use dropout::Dropout;
+pub use elementwise::{LeakyRelu, Tanh};
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
@@ -88,6 +94,30 @@ pub trait Layer {
     /// ```
     fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
         let _ = f;
+    }
+
+    /// Calls `f(name, tensor)` for every tensor that defines the layer's
+    /// state — its parameters and buffers such as BatchNorm's running
+    /// statistics — in a fixed order. Checkpoints save and load these.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    ///
+    /// let mut fc = Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2]))?;
+    /// let mut names = Vec::new();
+    /// fc.visit_state(&mut |name, t| names.push((name.to_string(), t.shape().to_vec())));
+    /// assert_eq!(names, [("weight".to_string(), vec![3, 2]), ("bias".to_string(), vec![2])]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        let _ = f;
+    }
+
+    /// Switches between training (the default) and evaluation behaviour.
+    /// Only Dropout and BatchNorm behave differently; for other layers this
+    /// does nothing.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
     }
 }
 

@@ -1,0 +1,97 @@
+//! Optimizer updates over a parameter slice and its gradient, in place.
+//!
+//! Every rule first adds L2 weight decay to the gradient, `g' = g + wd·p`
+//! (PyTorch's `weight_decay`), then applies the book's update. Plain loops
+//! over slices, which LLVM vectorizes; no allocation.
+
+/// `p −= lr·g'`.
+pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
+    assert_eq!(
+        p.len(),
+        g.len(),
+        "sgd: parameter and gradient differ in length"
+    );
+    for (p, &g) in p.iter_mut().zip(g) {
+        *p -= lr * (g + wd * *p);
+    }
+}
+
+/// `v = μ·v − lr·g'; p += v`.
+pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
+    assert!(
+        p.len() == g.len() && p.len() == v.len(),
+        "momentum: lengths differ"
+    );
+    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+        *v = mu * *v - lr * (g + wd * *p);
+        *p += *v;
+    }
+}
+
+/// The book's Nesterov: `v = μ·v − lr·g'; p += μ²·v − (1 + μ)·lr·g'`.
+pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
+    assert!(
+        p.len() == g.len() && p.len() == v.len(),
+        "nesterov: lengths differ"
+    );
+    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+        let g = g + wd * *p;
+        *v = mu * *v - lr * g;
+        *p += mu * mu * *v - (1.0 + mu) * lr * g;
+    }
+}
+
+/// `h += g'²; p −= lr·g' / (√h + 1e-7)`.
+pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
+    assert!(
+        p.len() == g.len() && p.len() == h.len(),
+        "adagrad: lengths differ"
+    );
+    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
+        let g = g + wd * *p;
+        *h += g * g;
+        *p -= lr * g / (h.sqrt() + 1e-7);
+    }
+}
+
+/// `h = ρ·h + (1 − ρ)·g'²; p −= lr·g' / (√h + 1e-7)`.
+pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f32) {
+    assert!(
+        p.len() == g.len() && p.len() == h.len(),
+        "rmsprop: lengths differ"
+    );
+    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
+        let g = g + wd * *p;
+        *h = rho * *h + (1.0 - rho) * g * g;
+        *p -= lr * g / (h.sqrt() + 1e-7);
+    }
+}
+
+/// Adam at step `t ≥ 1`: `m = β1·m + (1 − β1)·g'`, `v = β2·v + (1 − β2)·g'²`,
+/// `p −= lr·m̂ / (√v̂ + ε)` with `m̂ = m/(1 − β1^t)`, `v̂ = v/(1 − β2^t)`.
+#[allow(clippy::too_many_arguments)]
+pub fn adam(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    lr: f32,
+    betas: (f32, f32),
+    eps: f32,
+    t: u32,
+    wd: f32,
+) {
+    assert!(
+        p.len() == g.len() && p.len() == m.len() && p.len() == v.len(),
+        "adam: lengths differ"
+    );
+    let (b1, b2) = betas;
+    let c1 = 1.0 / (1.0 - (b1 as f64).powi(t as i32)) as f32;
+    let c2 = 1.0 / (1.0 - (b2 as f64).powi(t as i32)) as f32;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        let g = g + wd * *p;
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        *p -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
+    }
+}

@@ -1,0 +1,464 @@
+//! `Sequential`: a stack of layers ending in softmax cross-entropy.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::{
+    Affine, Error, Init, Labels, Layer, LeakyRelu, Relu, Sigmoid, SoftmaxWithLoss, Tanh, Tensor,
+};
+
+/// The activation between the Affine layers of [`Sequential::mlp`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// [`Relu`].
+    Relu,
+    /// [`Sigmoid`].
+    Sigmoid,
+    /// [`Tanh`].
+    Tanh,
+    /// [`LeakyRelu`] with the given slope.
+    LeakyRelu(f32),
+}
+
+impl Activation {
+    fn layer(self) -> Result<Box<dyn Layer + Send>, Error> {
+        Ok(match self {
+            Activation::Relu => Box::new(Relu::new()),
+            Activation::Sigmoid => Box::new(Sigmoid::new()),
+            Activation::Tanh => Box::new(Tanh::new()),
+            Activation::LeakyRelu(a) => Box::new(LeakyRelu::new(a)?),
+        })
+    }
+}
+
+/// A network: layers applied in order, then softmax cross-entropy.
+///
+/// Forward and backward go through each layer's own buffers
+/// ([`Layer::forward_ref`]), so a training step allocates nothing once the
+/// batch size has been seen.
+///
+/// ```
+/// use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+///
+/// let mut net = Sequential::mlp(&[4, 8, 3], Activation::Relu, Init::He, 7)?;
+/// let x = Tensor::new(&[2, 4], vec![0.1, 0.2, 0.3, 0.4, -0.1, 0.5, 0.0, 1.0])?;
+/// let loss = net.loss(&x, Labels::Index(&[0, 2]))?;
+/// net.backward()?;
+/// net.visit_params(&mut |p, g| {
+///     for (p, g) in p.data_mut().iter_mut().zip(g.data()) {
+///         *p -= 0.1 * g;
+///     }
+/// });
+/// assert!(net.loss(&x, Labels::Index(&[0, 2]))? < loss);
+/// assert_eq!(net.predict(&x)?.shape(), &[2, 3]);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer + Send>>,
+    loss: SoftmaxWithLoss,
+    ready_for_backward: bool,
+}
+
+impl std::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sequential({} layers)", self.layers.len())
+    }
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential::new()
+    }
+}
+
+impl Sequential {
+    /// An empty network (its output is its input).
+    ///
+    /// ```
+    /// assert_eq!(densegrad::Sequential::new().len(), 0);
+    /// ```
+    pub fn new() -> Sequential {
+        Sequential {
+            layers: Vec::new(),
+            loss: SoftmaxWithLoss::new(),
+            ready_for_backward: false,
+        }
+    }
+
+    /// Appends a layer.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Relu, Sequential, Tensor};
+    /// let net = Sequential::new()
+    ///     .with(Affine::new(Tensor::zeros(&[2, 3]), Tensor::zeros(&[3]))?)
+    ///     .with(Relu::new());
+    /// assert_eq!(net.len(), 2);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn with(mut self, layer: impl Layer + Send + 'static) -> Sequential {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Appends a boxed layer.
+    ///
+    /// ```
+    /// use densegrad::{Relu, Sequential};
+    /// let mut net = Sequential::new();
+    /// net.push(Box::new(Relu::new()));
+    /// assert_eq!(net.len(), 1);
+    /// ```
+    pub fn push(&mut self, layer: Box<dyn Layer + Send>) {
+        self.layers.push(layer);
+    }
+
+    /// A multi-layer perceptron: Affine layers of sizes `dims[0] → dims[1]
+    /// → … → dims[last]` with `activation` between them (none after the
+    /// last), weights drawn by `init` from a ChaCha8 stream seeded by
+    /// `seed`, biases 0. `mlp(&[784, 50, 10], Relu, He, seed)` is the
+    /// book's TwoLayerNet.
+    ///
+    /// ```
+    /// use densegrad::{Activation, Init, Sequential};
+    /// let net = Sequential::mlp(&[784, 50, 10], Activation::Relu, Init::He, 42)?;
+    /// assert_eq!(net.len(), 3); // Affine, ReLU, Affine
+    /// assert!(Sequential::mlp(&[784], Activation::Relu, Init::He, 42).is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn mlp(
+        dims: &[usize],
+        activation: Activation,
+        init: Init,
+        seed: u64,
+    ) -> Result<Sequential, Error> {
+        if dims.len() < 2 || dims.contains(&0) {
+            return Err(Error::shape(
+                "sequential mlp",
+                format!("layer sizes {dims:?} need at least two sizes, all at least 1"),
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut net = Sequential::new();
+        for (i, d) in dims.windows(2).enumerate() {
+            if i > 0 {
+                net.layers.push(activation.layer()?);
+            }
+            let w = init.weights(d[0], d[1], &mut rng)?;
+            net.layers
+                .push(Box::new(Affine::new(w, Tensor::zeros(&[d[1]]))?));
+        }
+        Ok(net)
+    }
+
+    /// The number of layers (the loss not counted).
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// assert_eq!(Sequential::mlp(&[2, 3, 4, 5], Activation::Tanh, Init::Xavier, 0)?.len(), 5);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether the network has no layers.
+    ///
+    /// ```
+    /// assert!(densegrad::Sequential::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The layers, in order.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// let net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
+    /// assert_eq!(net.layers().len(), 1);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn layers(&self) -> &[Box<dyn Layer + Send>] {
+        &self.layers
+    }
+
+    /// Switches every layer between training and evaluation (Dropout,
+    /// BatchNorm). Networks start in training mode.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
+    /// net.set_training(false);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn set_training(&mut self, training: bool) {
+        for l in &mut self.layers {
+            l.set_training(training);
+        }
+    }
+
+    /// The network's output (the logits) for `x`, in the last layer's buffer.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
+    /// assert_eq!(net.predict(&Tensor::zeros(&[5, 2]))?.shape(), &[5, 3]);
+    /// assert!(net.predict(&Tensor::zeros(&[5, 4])).is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn predict<'a>(&'a mut self, x: &'a Tensor) -> Result<&'a Tensor, Error> {
+        self.ready_for_backward = false;
+        let mut h = x;
+        for layer in &mut self.layers {
+            h = layer.forward_ref(h)?;
+        }
+        Ok(h)
+    }
+
+    /// Forward through every layer and the loss: the mean cross-entropy of
+    /// `x` against `t`, remembering what [`backward`](Sequential::backward)
+    /// needs.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
+    /// let loss = net.loss(&Tensor::zeros(&[1, 2]), Labels::Index(&[1]))?;
+    /// assert!((loss - 3f32.ln()).abs() < 1e-6);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn loss(&mut self, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
+        self.ready_for_backward = false;
+        let mut h = x;
+        for layer in &mut self.layers {
+            h = layer.forward_ref(h)?;
+        }
+        let l = self.loss.forward(h, t)?;
+        self.ready_for_backward = true;
+        Ok(l)
+    }
+
+    /// Backward from the last [`loss`](Sequential::loss): the gradient of
+    /// every parameter, reachable through [`visit_params`](Sequential::visit_params).
+    /// `Err` unless the last call was `loss`.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
+    /// assert!(net.backward().is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn backward(&mut self) -> Result<(), Error> {
+        if !self.ready_for_backward {
+            return Err(Error::state(
+                "sequential backward",
+                "backward needs a loss() call first",
+            ));
+        }
+        let mut g = self.loss.backward_ref(1.0)?;
+        for layer in self.layers.iter_mut().rev() {
+            g = layer.backward_ref(g)?;
+        }
+        Ok(())
+    }
+
+    /// The fraction of rows of `x` whose largest logit is at its label, in
+    /// batches of at most `batch` rows (evaluation of a whole test set without
+    /// a test-set-sized activation buffer).
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
+    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
+    /// let x = Tensor::new(&[3, 1], vec![1.0, -1.0, 2.0])?;
+    /// assert_eq!(net.accuracy(&x, &[1, 0, 0], 2)?, 2.0 / 3.0);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn accuracy(&mut self, x: &Tensor, labels: &[usize], batch: usize) -> Result<f32, Error> {
+        const OP: &str = "sequential accuracy";
+        let (n, f) = x
+            .batch_dims()
+            .ok_or_else(|| Error::shape(OP, "x is a 0-D scalar"))?;
+        if labels.len() != n {
+            return Err(Error::label(
+                OP,
+                format!("{} labels for x {:?}", labels.len(), x.shape()),
+            ));
+        }
+        if n == 0 || batch == 0 {
+            return Err(Error::shape(
+                OP,
+                "accuracy needs at least one row and a batch of at least 1",
+            ));
+        }
+        let mut correct = 0usize;
+        let mut chunk = Tensor::zeros(&[0]);
+        for (start, rows) in (0..n).step_by(batch).map(|s| (s, batch.min(n - s))) {
+            chunk.resize_buffer(&[rows, f]);
+            chunk
+                .data_mut()
+                .copy_from_slice(&x.data()[start * f..(start + rows) * f]);
+            let out = self.predict(&chunk)?;
+            let c = out.numel() / rows;
+            for (row, &l) in out.data().chunks_exact(c).zip(&labels[start..start + rows]) {
+                if argmax(row) == Some(l) {
+                    correct += 1;
+                }
+            }
+        }
+        Ok(correct as f32 / n as f32)
+    }
+
+    /// Calls `f(parameter, gradient)` for every parameter of every layer, in
+    /// order; see [`Layer::visit_params`].
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
+    /// let mut count = 0;
+    /// net.visit_params(&mut |p, _| count += p.numel());
+    /// assert_eq!(count, 4 * 3 + 3 + 3 * 2 + 2);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
+        for layer in &mut self.layers {
+            layer.visit_params(f);
+        }
+    }
+
+    /// Calls `f(name, tensor)` for every state tensor of every layer, named
+    /// `"{layer index}.{name}"` as PyTorch's `state_dict` does (`"0.weight"`,
+    /// `"0.bias"`, `"2.weight"`, …).
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential};
+    /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
+    /// let mut names = Vec::new();
+    /// net.visit_state(&mut |name, _| names.push(name.to_string()));
+    /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        let mut name = String::new();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_state(&mut |n, t| {
+                name.clear();
+                name.push_str(&i.to_string());
+                name.push('.');
+                name.push_str(n);
+                f(&name, t)
+            });
+        }
+    }
+
+    /// The book's `numerical_gradient`: ∂loss/∂p for every parameter p (in
+    /// [`visit_params`](Sequential::visit_params) order) by central
+    /// differences `(L(p + h) − L(p − h)) / 2h`, evaluating the network in f32.
+    ///
+    /// Tolerance: with `h = 1e-2` and a loss of order 1, f32 rounding
+    /// contributes about `1e-7·L/h ≈ 1e-5` and truncation `O(h²)`, so
+    /// backprop and this agree to about 1e-3 relative to the largest
+    /// gradient entry; [`gradient_check`](Sequential::gradient_check) reports
+    /// exactly that number. A step that crosses a ReLU kink can make a single
+    /// entry differ more.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[3, 4, 2], Activation::Sigmoid, Init::Xavier, 1)?;
+    /// let x = Tensor::new(&[2, 3], vec![0.5, -1.0, 2.0, 1.0, 0.0, -0.5])?;
+    /// let grads = net.numerical_gradient(&x, Labels::Index(&[0, 1]), 1e-2)?;
+    /// assert_eq!(grads.len(), 4);
+    /// assert!(net.gradient_check(&x, Labels::Index(&[0, 1]), 1e-2)? < 1e-3);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn numerical_gradient(
+        &mut self,
+        x: &Tensor,
+        t: Labels<'_>,
+        h: f32,
+    ) -> Result<Vec<Tensor>, Error> {
+        if !(h > 0.0 && h.is_finite()) {
+            return Err(Error::shape(
+                "numerical gradient",
+                format!("step h = {h} must be finite and > 0"),
+            ));
+        }
+        // Parameters are visited by index, one element at a time, perturbed
+        // in place and restored bit for bit.
+        let mut shapes = Vec::new();
+        self.visit_params(&mut |p, _| shapes.push(p.shape().to_vec()));
+        let mut grads = Vec::with_capacity(shapes.len());
+        for (pi, shape) in shapes.iter().enumerate() {
+            let mut g = Tensor::try_zeros(shape)?;
+            for e in 0..g.numel() {
+                let orig = self.param_elem(pi, e, None);
+                self.param_elem(pi, e, Some(orig + h));
+                let up = self.loss(x, t)?;
+                self.param_elem(pi, e, Some(orig - h));
+                let down = self.loss(x, t)?;
+                self.param_elem(pi, e, Some(orig));
+                g.data_mut()[e] = ((up as f64 - down as f64) / (2.0 * h as f64)) as f32;
+            }
+            grads.push(g);
+        }
+        self.ready_for_backward = false;
+        Ok(grads)
+    }
+
+    /// Backprop against [`numerical_gradient`](Sequential::numerical_gradient):
+    /// `max |backprop − numeric| / max(max |numeric|, 1e-8)` over every
+    /// parameter. See there for the tolerance to expect.
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[3, 5, 3], Activation::Tanh, Init::Xavier, 3)?;
+    /// let x = Tensor::new(&[1, 3], vec![0.3, -0.7, 1.1])?;
+    /// assert!(net.gradient_check(&x, Labels::Index(&[2]), 1e-2)? < 1e-3);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn gradient_check(&mut self, x: &Tensor, t: Labels<'_>, h: f32) -> Result<f32, Error> {
+        let numeric = self.numerical_gradient(x, t, h)?;
+        self.loss(x, t)?;
+        self.backward()?;
+        let mut analytic = Vec::new();
+        self.visit_params(&mut |_, g| analytic.push(g.clone()));
+        let (mut max_diff, mut max_num) = (0.0f32, 0.0f32);
+        for (a, n) in analytic.iter().zip(&numeric) {
+            for (&a, &n) in a.data().iter().zip(n.data()) {
+                max_diff = max_diff.max((a - n).abs());
+                max_num = max_num.max(n.abs());
+            }
+        }
+        Ok(max_diff / max_num.max(1e-8))
+    }
+
+    /// Reads element `e` of parameter `pi`, writing `value` first if given.
+    fn param_elem(&mut self, pi: usize, e: usize, value: Option<f32>) -> f32 {
+        let mut i = 0;
+        let mut out = 0.0;
+        self.visit_params(&mut |p, _| {
+            if i == pi {
+                if let Some(v) = value {
+                    p.data_mut()[e] = v;
+                }
+                out = p.data()[e];
+            }
+            i += 1;
+        });
+        out
+    }
+}
+
+/// The index of the largest element (the first of equals), `None` if any is
+/// NaN or the row is empty.
+fn argmax(row: &[f32]) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in row.iter().enumerate() {
+        if v.is_nan() {
+            return None;
+        }
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i)
+}

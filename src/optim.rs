@@ -1,0 +1,430 @@
+//! Optimizers: SGD, Momentum, Nesterov, AdaGrad, RMSprop and Adam, each with
+//! optional L2 weight decay, stepping every (parameter, gradient) pair of a
+//! network through the kernels in [`kernels::optim`](crate::kernels::optim).
+//!
+//! State (velocities, squared-gradient sums, moments) is allocated on the
+//! first step and reused: later steps allocate nothing.
+
+use crate::kernels::optim;
+use crate::{Error, Sequential, Tensor};
+
+/// An update rule applied to every parameter of a network.
+pub trait Optimizer {
+    /// Updates `param` from `grad`; `index` numbers the parameters in
+    /// [`Sequential::visit_params`] order so the optimizer can keep state
+    /// per parameter. Called once per parameter per step, after
+    /// [`begin_step`](Optimizer::begin_step).
+    fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]);
+
+    /// Called once at the start of every step (Adam counts steps).
+    fn begin_step(&mut self) {}
+
+    /// One step over every parameter of `net`, from the gradients of its last
+    /// backward.
+    ///
+    /// ```
+    /// use densegrad::optim::{Optimizer, Sgd};
+    /// use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+    ///
+    /// let mut net = Sequential::mlp(&[2, 4, 2], Activation::Relu, Init::He, 1)?;
+    /// let x = Tensor::new(&[2, 2], vec![1.0, 0.0, 0.0, 1.0])?;
+    /// let mut opt = Sgd::new(0.5);
+    /// let before = net.loss(&x, Labels::Index(&[0, 1]))?;
+    /// for _ in 0..20 {
+    ///     net.loss(&x, Labels::Index(&[0, 1]))?;
+    ///     net.backward()?;
+    ///     opt.step(&mut net)?;
+    /// }
+    /// assert!(net.loss(&x, Labels::Index(&[0, 1]))? < before);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    fn step(&mut self, net: &mut Sequential) -> Result<(), Error> {
+        self.begin_step();
+        let mut i = 0;
+        let mut bad = None;
+        net.visit_params(&mut |p: &mut Tensor, g: &Tensor| {
+            if p.numel() != g.numel() {
+                bad.get_or_insert((i, p.shape().to_vec(), g.shape().to_vec()));
+            } else {
+                self.update(i, p.data_mut(), g.data());
+            }
+            i += 1;
+        });
+        match bad {
+            None => Ok(()),
+            Some((i, p, g)) => Err(Error::shape(
+                "optimizer step",
+                format!("parameter {i} is {p:?} but its gradient is {g:?}"),
+            )),
+        }
+    }
+}
+
+/// Per-parameter state buffers, sized on first use.
+#[derive(Debug, Clone, Default)]
+struct Slots(Vec<Vec<f32>>);
+
+impl Slots {
+    fn get(&mut self, index: usize, len: usize) -> &mut [f32] {
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, Vec::new);
+        }
+        let s = &mut self.0[index];
+        if s.len() != len {
+            s.clear();
+            s.resize(len, 0.0);
+        }
+        s
+    }
+}
+
+/// Plain SGD: `p −= lr·(g + wd·p)`.
+///
+/// ```
+/// use densegrad::optim::{Optimizer, Sgd};
+/// let mut p = [1.0f32];
+/// Sgd::new(0.1).update(0, &mut p, &[2.0]);
+/// assert_eq!(p, [0.8]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    /// Learning rate.
+    pub lr: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+}
+
+impl Sgd {
+    /// SGD with learning rate `lr` and no weight decay.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Sgd::new(0.1).lr, 0.1);
+    /// ```
+    pub fn new(lr: f32) -> Sgd {
+        Sgd {
+            lr,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl Sgd {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::Sgd::new(0.1).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn update(&mut self, _index: usize, p: &mut [f32], g: &[f32]) {
+        optim::sgd(p, g, self.lr, self.weight_decay);
+    }
+}
+
+/// Momentum SGD (the book's): `v = μ·v − lr·g'; p += v`.
+///
+/// ```
+/// use densegrad::optim::{Momentum, Optimizer};
+/// let mut o = Momentum::new(0.1, 0.9);
+/// let mut p = [1.0f32];
+/// o.update(0, &mut p, &[1.0]);
+/// o.update(0, &mut p, &[1.0]);
+/// assert!((p[0] - (1.0 - 0.1 - 0.19)).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Momentum {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum μ.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    v: Slots,
+}
+
+impl Momentum {
+    /// Momentum SGD with learning rate `lr` and momentum `mu`.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Momentum::new(0.1, 0.9).momentum, 0.9);
+    /// ```
+    pub fn new(lr: f32, mu: f32) -> Momentum {
+        Momentum {
+            lr,
+            momentum: mu,
+            weight_decay: 0.0,
+            v: Slots::default(),
+        }
+    }
+}
+
+impl Momentum {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::Momentum::new(0.1, 0.9).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Momentum {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+        let v = self.v.get(index, p.len());
+        optim::momentum(p, g, v, self.lr, self.momentum, self.weight_decay);
+    }
+}
+
+/// Nesterov's accelerated gradient, in the book's form:
+/// `v = μ·v − lr·g'; p += μ²·v − (1 + μ)·lr·g'`.
+///
+/// ```
+/// use densegrad::optim::{Nesterov, Optimizer};
+/// let mut o = Nesterov::new(0.1, 0.9);
+/// let mut p = [1.0f32];
+/// o.update(0, &mut p, &[1.0]);
+/// // v = −0.1; p = 1 + 0.81·(−0.1) − 1.9·0.1
+/// assert!((p[0] - (1.0 - 0.081 - 0.19)).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Nesterov {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum μ.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    v: Slots,
+}
+
+impl Nesterov {
+    /// Nesterov momentum with learning rate `lr` and momentum `mu`.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Nesterov::new(0.1, 0.9).lr, 0.1);
+    /// ```
+    pub fn new(lr: f32, mu: f32) -> Nesterov {
+        Nesterov {
+            lr,
+            momentum: mu,
+            weight_decay: 0.0,
+            v: Slots::default(),
+        }
+    }
+}
+
+impl Nesterov {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::Nesterov::new(0.1, 0.9).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Nesterov {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+        let v = self.v.get(index, p.len());
+        optim::nesterov(p, g, v, self.lr, self.momentum, self.weight_decay);
+    }
+}
+
+/// AdaGrad: `h += g'²; p −= lr·g' / (√h + 1e-7)`.
+///
+/// ```
+/// use densegrad::optim::{AdaGrad, Optimizer};
+/// let mut p = [1.0f32];
+/// AdaGrad::new(0.1).update(0, &mut p, &[2.0]);
+/// assert!((p[0] - 0.9).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdaGrad {
+    /// Learning rate.
+    pub lr: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    h: Slots,
+}
+
+impl AdaGrad {
+    /// AdaGrad with learning rate `lr`.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::AdaGrad::new(0.01).lr, 0.01);
+    /// ```
+    pub fn new(lr: f32) -> AdaGrad {
+        AdaGrad {
+            lr,
+            weight_decay: 0.0,
+            h: Slots::default(),
+        }
+    }
+}
+
+impl AdaGrad {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::AdaGrad::new(0.1).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for AdaGrad {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+        let h = self.h.get(index, p.len());
+        optim::adagrad(p, g, h, self.lr, self.weight_decay);
+    }
+}
+
+/// RMSprop: `h = ρ·h + (1 − ρ)·g'²; p −= lr·g' / (√h + 1e-7)`.
+///
+/// ```
+/// use densegrad::optim::{Optimizer, RmsProp};
+/// let mut p = [1.0f32];
+/// RmsProp::new(0.01, 0.99).update(0, &mut p, &[1.0]);
+/// assert!((p[0] - (1.0 - 0.01 / 0.1)).abs() < 1e-5);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RmsProp {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay ρ of the squared-gradient average.
+    pub decay: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    h: Slots,
+}
+
+impl RmsProp {
+    /// RMSprop with learning rate `lr` and decay `rho`.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::RmsProp::new(0.01, 0.99).decay, 0.99);
+    /// ```
+    pub fn new(lr: f32, rho: f32) -> RmsProp {
+        RmsProp {
+            lr,
+            decay: rho,
+            weight_decay: 0.0,
+            h: Slots::default(),
+        }
+    }
+}
+
+impl RmsProp {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::RmsProp::new(0.1, 0.99).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+        let h = self.h.get(index, p.len());
+        optim::rmsprop(p, g, h, self.lr, self.decay, self.weight_decay);
+    }
+}
+
+/// Adam (Kingma & Ba) with bias correction; defaults β = (0.9, 0.999),
+/// ε = 1e-8 (PyTorch's).
+///
+/// ```
+/// use densegrad::optim::{Adam, Optimizer};
+/// let mut o = Adam::new(0.001);
+/// let mut p = [1.0f32];
+/// o.begin_step();
+/// o.update(0, &mut p, &[5.0]);
+/// // The first Adam step moves every parameter by ~lr, whatever the gradient.
+/// assert!((p[0] - 0.999).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f32,
+    /// (β1, β2).
+    pub betas: (f32, f32),
+    /// ε.
+    pub eps: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    t: u32,
+    /// m and v of each parameter, side by side in one buffer.
+    mv: Slots,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` and the default β and ε.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Adam::new(0.001).betas, (0.9, 0.999));
+    /// ```
+    pub fn new(lr: f32) -> Adam {
+        Adam {
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            t: 0,
+            mv: Slots::default(),
+        }
+    }
+}
+
+impl Adam {
+    /// The same optimizer with L2 weight decay `wd` (added to the gradient).
+    ///
+    /// ```
+    /// let o = densegrad::optim::Adam::new(0.1).with_weight_decay(1e-4);
+    /// assert_eq!(o.weight_decay, 1e-4);
+    /// ```
+    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn begin_step(&mut self) {
+        self.t = self.t.saturating_add(1);
+    }
+
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+        let t = self.t.max(1);
+        let (m, v) = self.mv.get(index, 2 * p.len()).split_at_mut(p.len());
+        optim::adam(
+            p,
+            g,
+            m,
+            v,
+            self.lr,
+            self.betas,
+            self.eps,
+            t,
+            self.weight_decay,
+        );
+    }
+}
