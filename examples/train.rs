@@ -106,14 +106,9 @@ fn optimizer(args: &Args) -> Box<dyn Optimizer> {
 /// batches of 1000 rows.
 fn evaluate(net: &mut Sequential, d: &Dataset) -> Result<(f32, f32), densegrad::Error> {
     net.set_training(false);
-    let (mut loss, mut x, mut labels) = (0.0f64, Tensor::zeros(&[0]), Vec::new());
-    let mut batches = d.batches(1000, None)?;
-    while batches.next_into(&mut x, &mut labels) {
-        loss += net.loss(&x, Labels::Index(&labels))? as f64 * labels.len() as f64;
-    }
-    let acc = net.accuracy(&d.x, &d.labels, 1000)?;
+    let result = net.evaluate(&d.x, &d.labels, 1000);
     net.set_training(true);
-    Ok(((loss / d.len() as f64) as f32, acc))
+    result
 }
 
 struct EpochRow {

@@ -255,8 +255,12 @@ impl Sequential {
             ));
         }
         let mut g = self.loss.backward_ref(1.0)?;
-        for layer in self.layers.iter_mut().rev() {
-            g = layer.backward_ref(g)?;
+        // The first layer's input is data: its gradient is never needed.
+        if let Some((first, rest)) = self.layers.split_first_mut() {
+            for layer in rest.iter_mut().rev() {
+                g = layer.backward_ref(g)?;
+            }
+            first.backward_params_only(g)?;
         }
         Ok(())
     }
@@ -306,6 +310,62 @@ impl Sequential {
             }
         }
         Ok(correct as f32 / n as f32)
+    }
+
+    /// Mean loss and accuracy over a whole labelled set in one forward pass,
+    /// in batches of at most `batch` rows (no set-sized activation buffer).
+    ///
+    /// ```
+    /// # use densegrad::{Activation, Init, Sequential, Tensor};
+    /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
+    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
+    /// let x = Tensor::new(&[3, 1], vec![1.0, -1.0, 2.0])?;
+    /// let (loss, acc) = net.evaluate(&x, &[1, 0, 0], 2)?;
+    /// assert_eq!(acc, 2.0 / 3.0);
+    /// assert!(loss > 0.0);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn evaluate(
+        &mut self,
+        x: &Tensor,
+        labels: &[usize],
+        batch: usize,
+    ) -> Result<(f32, f32), Error> {
+        const OP: &str = "sequential evaluate";
+        let (n, f) = x
+            .batch_dims()
+            .ok_or_else(|| Error::shape(OP, "x is a 0-D scalar"))?;
+        if labels.len() != n {
+            return Err(Error::label(
+                OP,
+                format!("{} labels for x {:?}", labels.len(), x.shape()),
+            ));
+        }
+        if n == 0 || batch == 0 {
+            return Err(Error::shape(
+                OP,
+                "evaluation needs at least one row and a batch of at least 1",
+            ));
+        }
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        let mut chunk = Tensor::zeros(&[0]);
+        for (start, rows) in (0..n).step_by(batch).map(|s| (s, batch.min(n - s))) {
+            chunk.resize_buffer(&[rows, f]);
+            chunk
+                .data_mut()
+                .copy_from_slice(&x.data()[start * f..(start + rows) * f]);
+            let l = &labels[start..start + rows];
+            loss += self.loss(&chunk, Labels::Index(l))? as f64 * rows as f64;
+            let probs = self.loss.probabilities().unwrap_or(&[]);
+            let c = probs.len() / rows;
+            for (row, &label) in probs.chunks_exact(c.max(1)).zip(l) {
+                if argmax(row) == Some(label) {
+                    correct += 1;
+                }
+            }
+        }
+        self.ready_for_backward = false;
+        Ok(((loss / n as f64) as f32, correct as f32 / n as f32))
     }
 
     /// Calls `f(parameter, gradient)` for every parameter of every layer, in

@@ -165,6 +165,54 @@ impl Affine {
     }
 }
 
+impl Affine {
+    fn backward_inner(&mut self, dout: &Tensor, want_dx: bool) -> Result<(), Error> {
+        const OP: &str = "affine backward";
+        let c = self.cache.as_ref().ok_or_else(|| not_ready(OP))?;
+        require_same_shape(OP, dout, self.out.shape())?;
+        if self.w.shape() != [c.k, c.m] {
+            return Err(Error::state(
+                OP,
+                format!(
+                    "weight was reshaped from [{}, {}] to {:?} after forward",
+                    c.k,
+                    c.m,
+                    self.w.shape()
+                ),
+            ));
+        }
+        let (n, k, m) = (c.n, c.k, c.m);
+        let dy = MatRef::row_major(dout.data(), n, m);
+
+        if want_dx {
+            self.dx.resize_buffer(&c.x_shape);
+            gemm_par(
+                1.0,
+                dy,
+                MatRef::row_major(self.w.data(), k, m).t(),
+                0.0,
+                self.dx.data_mut(),
+            );
+        }
+        // `dw` may have been reshaped through visit_params; it always keeps
+        // K·M elements, so restoring its shape cannot fail.
+        self.dw.reshape(&[k, m])?;
+        // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
+        // per thread, never partial sums across threads.
+        gemm_par(
+            1.0,
+            MatRef::row_major(&self.x, n, k).t(),
+            dy,
+            0.0,
+            self.dw.data_mut(),
+        );
+        self.db.reshape(&[m])?;
+        col_sums(dout.data(), self.db.data_mut());
+        self.has_grads = true;
+        Ok(())
+    }
+}
+
 /// (K, M) of a valid weight/bias pair, or an `Err` naming both shapes.
 fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usize), Error> {
     let &[k, m] = w.shape() else {
@@ -253,47 +301,13 @@ impl Layer for Affine {
     }
 
     fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {
-        const OP: &str = "affine backward";
-        let c = self.cache.as_ref().ok_or_else(|| not_ready(OP))?;
-        require_same_shape(OP, dout, self.out.shape())?;
-        if self.w.shape() != [c.k, c.m] {
-            return Err(Error::state(
-                OP,
-                format!(
-                    "weight was reshaped from [{}, {}] to {:?} after forward",
-                    c.k,
-                    c.m,
-                    self.w.shape()
-                ),
-            ));
-        }
-        let (n, k, m) = (c.n, c.k, c.m);
-        let dy = MatRef::row_major(dout.data(), n, m);
-
-        self.dx.resize_buffer(&c.x_shape);
-        gemm_par(
-            1.0,
-            dy,
-            MatRef::row_major(self.w.data(), k, m).t(),
-            0.0,
-            self.dx.data_mut(),
-        );
-        // `dw` may have been reshaped through visit_params; it always keeps
-        // K·M elements, so restoring its shape cannot fail.
-        self.dw.reshape(&[k, m])?;
-        // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
-        // per thread, never partial sums across threads.
-        gemm_par(
-            1.0,
-            MatRef::row_major(&self.x, n, k).t(),
-            dy,
-            0.0,
-            self.dw.data_mut(),
-        );
-        self.db.reshape(&[m])?;
-        col_sums(dout.data(), self.db.data_mut());
-        self.has_grads = true;
+        self.backward_inner(dout, true)?;
         Ok(&self.dx)
+    }
+
+    /// dW and db only: skips the dX product.
+    fn backward_params_only(&mut self, dout: &Tensor) -> Result<(), Error> {
+        self.backward_inner(dout, false)
     }
 
     /// Visits (W, dW) then (b, db). Before the first backward the gradients
