@@ -71,9 +71,14 @@ impl Init {
                 format!("[{fan_in}, {fan_out}] has too many elements"),
             )
         })?;
-        Tensor::new(
-            &[fan_in, fan_out],
-            (0..n).map(|_| normal.sample(rng)).collect(),
-        )
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| {
+            Error::shape(
+                "init weights",
+                format!("[{fan_in}, {fan_out}] needs more memory than can be allocated"),
+            )
+        })?;
+        data.extend((0..n).map(|_| normal.sample(rng)));
+        Tensor::new(&[fan_in, fan_out], data)
     }
 }

@@ -78,13 +78,15 @@ impl Tensor {
         })
     }
 
-    /// A tensor of zeros, or an `Err` if the element count overflows.
+    /// A tensor of zeros, or an `Err` if the element count overflows or the
+    /// memory cannot be had (never an abort: the allocation is fallible).
     ///
     /// ```
     /// use densegrad::Tensor;
     ///
     /// assert_eq!(Tensor::try_zeros(&[3, 0])?.numel(), 0);
     /// assert!(Tensor::try_zeros(&[1 << 40, 1 << 40]).is_err());
+    /// assert!(Tensor::try_zeros(&[1 << 30, 1 << 30]).is_err()); // 4 EiB
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn try_zeros(shape: &[usize]) -> Result<Tensor, Error> {
@@ -94,9 +96,17 @@ impl Tensor {
                 format!("shape {shape:?} has more elements than memory can hold"),
             )
         })?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| {
+            Error::shape(
+                "tensor zeros",
+                format!("shape {shape:?} needs {n} f32s, more memory than can be allocated"),
+            )
+        })?;
+        data.resize(n, 0.0);
         Ok(Tensor {
             shape: shape.to_vec(),
-            data: vec![0.0; n],
+            data,
         })
     }
 

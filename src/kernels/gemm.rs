@@ -334,6 +334,27 @@ mod tests {
     }
 
     #[test]
+    fn strided_views_reaching_exactly_the_last_element() {
+        // A 3×2 view with row stride 5 and column stride 2 reaches index
+        // 2·5 + 1·2 = 12: a 13-element slice is just enough.
+        let buf = values(13, 4);
+        let a = MatRef::new(&buf, 3, 2, 5, 2);
+        let b = MatRef::row_major(&buf[..4], 2, 2);
+        let mut c = vec![0.0; 6];
+        gemm(1.0, a, b, 0.0, &mut c);
+        for (got, want) in c.iter().zip(naive(a, b)) {
+            assert!((*got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()));
+        }
+        // The same through a transpose and a row block at the far end.
+        let at = MatRef::new(&buf, 2, 3, 2, 5).t().row_block(2, 1);
+        let mut c1 = vec![0.0; 2];
+        gemm(1.0, at, b, 0.0, &mut c1);
+        assert_eq!(c1, c[4..]);
+        assert!(std::panic::catch_unwind(|| MatRef::new(&buf[..12], 3, 2, 5, 2)).is_err());
+        assert!(std::panic::catch_unwind(|| MatRef::new(&buf, 2, 2, usize::MAX, 1)).is_err());
+    }
+
+    #[test]
     #[should_panic(expected = "does not fit")]
     fn a_view_past_its_slice_is_refused() {
         let _ = MatRef::row_major(&[0.0; 5], 2, 3);
