@@ -118,66 +118,68 @@ struct EpochRow {
     test_acc: f32,
 }
 
+/// One chart of a train and a test curve per epoch.
+fn chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y: std::ops::Range<f32>,
+    curves: [(&str, RGBColor, Vec<f32>); 2],
+) -> Result<(), Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let epochs = curves[0].2.len() as f32;
+    let mut c = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(1f32..epochs.max(2.0), y)?;
+    c.configure_mesh().x_desc("epoch").draw()?;
+    for (name, color, values) in curves {
+        c.draw_series(LineSeries::new(
+            values.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, v)),
+            color,
+        ))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    c.configure_series_labels().border_style(BLACK).draw()?;
+    Ok(())
+}
+
 fn plot(path: &std::path::Path, rows: &[EpochRow]) -> Result<(), Box<dyn Error>> {
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(500);
-    let epochs = rows.len() as f32;
+    let col = |f: fn(&EpochRow) -> f32| rows.iter().map(f).collect::<Vec<_>>();
     let max_loss = rows
         .iter()
         .map(|r| r.train_loss.max(r.test_loss))
         .fold(0.0f32, f32::max)
         .max(1e-3);
-    let mut c = ChartBuilder::on(&left)
-        .caption("loss", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(45)
-        .build_cartesian_2d(1f32..epochs.max(2.0), 0f32..max_loss * 1.05)?;
-    c.configure_mesh().x_desc("epoch").draw()?;
-    for (name, color, f) in [
-        (
-            "train",
-            BLUE,
-            (|r: &EpochRow| r.train_loss) as fn(&EpochRow) -> f32,
-        ),
-        ("test", RED, |r: &EpochRow| r.test_loss),
-    ] {
-        c.draw_series(LineSeries::new(
-            rows.iter().enumerate().map(|(i, r)| (i as f32 + 1.0, f(r))),
-            color,
-        ))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    c.configure_series_labels().border_style(BLACK).draw()?;
+    chart(
+        &left,
+        "loss",
+        0.0..max_loss * 1.05,
+        [
+            ("train", BLUE, col(|r| r.train_loss)),
+            ("test", RED, col(|r| r.test_loss)),
+        ],
+    )?;
     let min_acc = rows
         .iter()
         .map(|r| r.train_acc.min(r.test_acc))
         .fold(1.0f32, f32::min);
-    let mut c = ChartBuilder::on(&right)
-        .caption("accuracy", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(45)
-        .build_cartesian_2d(1f32..epochs.max(2.0), (min_acc - 0.01).max(0.0)..1f32)?;
-    c.configure_mesh().x_desc("epoch").draw()?;
-    for (name, color, f) in [
-        (
-            "train",
-            BLUE,
-            (|r: &EpochRow| r.train_acc) as fn(&EpochRow) -> f32,
-        ),
-        ("test", RED, |r: &EpochRow| r.test_acc),
-    ] {
-        c.draw_series(LineSeries::new(
-            rows.iter().enumerate().map(|(i, r)| (i as f32 + 1.0, f(r))),
-            color,
-        ))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    c.configure_series_labels().border_style(BLACK).draw()?;
+    chart(
+        &right,
+        "accuracy",
+        (min_acc - 0.01).max(0.0)..1.0,
+        [
+            ("train", BLUE, col(|r| r.train_acc)),
+            ("test", RED, col(|r| r.test_acc)),
+        ],
+    )?;
     root.present()?;
     Ok(())
 }

@@ -267,7 +267,7 @@ impl Sequential {
 
     /// The fraction of rows of `x` whose largest logit is at its label, in
     /// batches of at most `batch` rows (evaluation of a whole test set without
-    /// a test-set-sized activation buffer).
+    /// a test-set-sized activation buffer); see [`evaluate`](Sequential::evaluate).
     ///
     /// ```
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
@@ -278,38 +278,7 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn accuracy(&mut self, x: &Tensor, labels: &[usize], batch: usize) -> Result<f32, Error> {
-        const OP: &str = "sequential accuracy";
-        let (n, f) = x
-            .batch_dims()
-            .ok_or_else(|| Error::shape(OP, "x is a 0-D scalar"))?;
-        if labels.len() != n {
-            return Err(Error::label(
-                OP,
-                format!("{} labels for x {:?}", labels.len(), x.shape()),
-            ));
-        }
-        if n == 0 || batch == 0 {
-            return Err(Error::shape(
-                OP,
-                "accuracy needs at least one row and a batch of at least 1",
-            ));
-        }
-        let mut correct = 0usize;
-        let mut chunk = Tensor::zeros(&[0]);
-        for (start, rows) in (0..n).step_by(batch).map(|s| (s, batch.min(n - s))) {
-            chunk.resize_buffer(&[rows, f]);
-            chunk
-                .data_mut()
-                .copy_from_slice(&x.data()[start * f..(start + rows) * f]);
-            let out = self.predict(&chunk)?;
-            let c = out.numel() / rows;
-            for (row, &l) in out.data().chunks_exact(c).zip(&labels[start..start + rows]) {
-                if argmax(row) == Some(l) {
-                    correct += 1;
-                }
-            }
-        }
-        Ok(correct as f32 / n as f32)
+        self.evaluate(x, labels, batch).map(|(_, acc)| acc)
     }
 
     /// Mean loss and accuracy over a whole labelled set in one forward pass,

@@ -8,12 +8,20 @@ use libfuzzer_sys::fuzz_target;
 
 fn state(net: &mut Sequential) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     let mut v = Vec::new();
-    net.visit_state(&mut |name, t| v.push((name.to_string(), t.shape().to_vec(), t.data().iter().map(|x| x.to_bits()).collect())));
+    net.visit_state(&mut |name, t| {
+        v.push((
+            name.to_string(),
+            t.shape().to_vec(),
+            t.data().iter().map(|x| x.to_bits()).collect(),
+        ))
+    });
     v
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut net = Sequential::mlp(&[3, 2, 2], Activation::Relu, Init::He, 1).unwrap().with(BatchNorm::new(2).unwrap());
+    let mut net = Sequential::mlp(&[3, 2, 2], Activation::Relu, Init::He, 1)
+        .unwrap()
+        .with(BatchNorm::new(2).unwrap());
     let before = state(&mut net);
     match net.load_bytes(data) {
         Ok(()) => {

@@ -57,7 +57,12 @@ impl Bytes<'_> {
 pub fn pools() -> &'static (rayon::ThreadPool, rayon::ThreadPool) {
     static POOLS: OnceLock<(rayon::ThreadPool, rayon::ThreadPool)> = OnceLock::new();
     POOLS.get_or_init(|| {
-        let p = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let p = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
         (p(1), p(2))
     })
 }

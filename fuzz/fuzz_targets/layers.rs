@@ -6,7 +6,8 @@
 #![no_main]
 
 use densegrad::{
-    cross_entropy, log_softmax, softmax, Affine, Labels, Layer, LeakyRelu, Relu, Sigmoid, SoftmaxWithLoss, Tanh, Tensor,
+    cross_entropy, log_softmax, softmax, Affine, Labels, Layer, LeakyRelu, Relu, Sigmoid,
+    SoftmaxWithLoss, Tanh, Tensor,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -35,7 +36,11 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
             Ok(y) => {
                 assert!(n * k > 0, "{name} accepted an empty input");
                 for (&xv, &yv) in xs.iter().zip(y.data()) {
-                    assert_eq!(xv.is_nan(), yv.is_nan(), "{name}: NaN in iff NaN out ({xv} -> {yv})");
+                    assert_eq!(
+                        xv.is_nan(),
+                        yv.is_nan(),
+                        "{name}: NaN in iff NaN out ({xv} -> {yv})"
+                    );
                     match *name {
                         "relu" => assert!(yv.is_nan() || yv >= 0.0),
                         "sigmoid" => assert!(yv.is_nan() || (0.0..=1.0).contains(&yv)),
@@ -105,7 +110,10 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
                 if exact {
                     let y2 = softmax(&Tensor::new(&[n, k], shifted).unwrap()).unwrap();
                     for (a, b2) in y.data().iter().zip(y2.data()) {
-                        assert!((a - b2).abs() <= 4.0 * f32::EPSILON * a.max(*b2) + 1e-30, "shift changed {a} to {b2}");
+                        assert!(
+                            (a - b2).abs() <= 4.0 * f32::EPSILON * a.max(*b2) + 1e-30,
+                            "shift changed {a} to {b2}"
+                        );
                     }
                 }
             }
@@ -120,7 +128,14 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
     // (one past the last class) to exercise the range check.
     let count = if b.u8() % 8 == 0 { b.size(7) } else { n };
     let labels: Vec<usize> = (0..count).map(|_| b.size(k)).collect();
-    let t = Tensor::new(&[n, k], b.values(n * k, false, 1.0).iter().map(|v| v.abs()).collect()).unwrap();
+    let t = Tensor::new(
+        &[n, k],
+        b.values(n * k, false, 1.0)
+            .iter()
+            .map(|v| v.abs())
+            .collect(),
+    )
+    .unwrap();
     for labels_kind in [Labels::Index(&labels), Labels::OneHot(&t)] {
         let mut swl = SoftmaxWithLoss::new();
         match swl.forward(&x, labels_kind) {
@@ -135,11 +150,17 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
                 assert_eq!(dx.shape(), x.shape());
                 out.push(vec![loss.to_bits()]);
                 out.push(bits(dx.data()));
-                assert_eq!(cross_entropy(&x, labels_kind).unwrap().to_bits(), loss.to_bits());
+                assert_eq!(
+                    cross_entropy(&x, labels_kind).unwrap().to_bits(),
+                    loss.to_bits()
+                );
             }
             Err(_) => {
                 if let Labels::Index(l) = labels_kind {
-                    assert!(n * k == 0 || l.len() != n || l.iter().any(|&c| c >= k), "refused valid labels");
+                    assert!(
+                        n * k == 0 || l.len() != n || l.iter().any(|&c| c >= k),
+                        "refused valid labels"
+                    );
                 }
             }
         }

@@ -14,7 +14,12 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
     let mut b = Bytes(data);
     let raw = b.u8() & 1 == 1;
     let dims: Vec<usize> = (0..2 + b.size(3)).map(|_| b.size(9)).collect();
-    let act = [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::LeakyRelu(0.1)][b.size(3)];
+    let act = [
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::LeakyRelu(0.1),
+    ][b.size(3)];
     let seed = b.u32() as u64;
     let mut net = match Sequential::mlp(&dims, act, Init::He, seed) {
         Ok(net) => net,
@@ -34,7 +39,13 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
     let xs = b.values(n * width, raw, 10.0);
     let x = Tensor::new(&[n, width], xs.clone()).unwrap();
     let labels: Vec<usize> = (0..n).map(|_| b.size(c)).collect();
-    let t = Tensor::new(&[n, c], (0..n * c).map(|i| if i % c == 0 { 1.0 } else { 0.0 }).collect()).unwrap();
+    let t = Tensor::new(
+        &[n, c],
+        (0..n * c)
+            .map(|i| if i % c == 0 { 1.0 } else { 0.0 })
+            .collect(),
+    )
+    .unwrap();
     let mut out = Vec::new();
     for lab in [Labels::Index(&labels), Labels::OneHot(&t)] {
         match net.loss(&x, lab) {
@@ -55,7 +66,10 @@ fn run(data: &[u8]) -> Vec<Vec<u32>> {
             }
             Err(_) => {
                 let bad_labels = matches!(lab, Labels::Index(l) if l.iter().any(|&v| v >= c));
-                assert!(n == 0 || width != dims[0] || bad_labels, "refused a valid batch");
+                assert!(
+                    n == 0 || width != dims[0] || bad_labels,
+                    "refused a valid batch"
+                );
                 assert!(net.backward().is_err());
             }
         }

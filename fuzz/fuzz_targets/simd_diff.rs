@@ -62,17 +62,27 @@ fuzz_target!(|data: &[u8]| {
         // Softmax over finite, bounded rows.
         let rows = n / cols;
         if rows > 0 {
-            let xr: Vec<f32> = xs[..rows * cols].iter().map(|v| if v.is_finite() { v % 100.0 } else { 0.0 }).collect();
+            let xr: Vec<f32> = xs[..rows * cols]
+                .iter()
+                .map(|v| if v.is_finite() { v % 100.0 } else { 0.0 })
+                .collect();
             let mut ys = vec![0.0f32; xr.len()];
             let mut stats = vec![RowStats::default(); rows];
             softmax_rows_with(isa, &xr, cols, &mut ys, &mut stats);
             for (row, yrow) in xr.chunks(cols).zip(ys.chunks(cols)) {
-                let m = row.iter().cloned().fold(f64::NEG_INFINITY, |a, v| a.max(v as f64));
+                let m = row
+                    .iter()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, |a, v| a.max(v as f64));
                 let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
                 for (&v, &p) in row.iter().zip(yrow) {
                     let want = (v as f64 - m).exp() / s;
                     if (want as f32).is_normal() {
-                        assert!((p as f64 - want).abs() <= 4.0 * f32::EPSILON as f64 * want, "{}: softmax {p} vs {want}", isa.name());
+                        assert!(
+                            (p as f64 - want).abs() <= 4.0 * f32::EPSILON as f64 * want,
+                            "{}: softmax {p} vs {want}",
+                            isa.name()
+                        );
                     }
                 }
             }

@@ -36,14 +36,12 @@ const P2: f32 = 4.166_579_6e-2;
 const P1: f32 = 1.666_666_5e-1;
 const P0: f32 = 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
 
-/// `e^x` lane-wise; +∞ above [`EXP_HI`], 0 below [`EXP_LO`], NaN for NaN.
+/// Cody–Waite reduction and the polynomial: for a clamped `xc`, the integer
+/// `n = round(xc·log2 e)` and `p ≈ e^(xc − n·ln 2)` in [0.7, 1.42], so that
+/// `e^xc = p·2^n`.
 #[inline(always)]
-pub fn exp<V: Lanes>(x: V) -> V {
+fn reduce_and_poly<V: Lanes>(xc: V) -> (V, V) {
     let magic = V::splat(ROUND_MAGIC);
-    // NaN lanes are passed as `b`, so they survive the clamp and every
-    // operation after it.
-    let xc = V::splat(CLAMP_LO).max_or_b(x);
-    let xc = V::splat(CLAMP_HI).min_or_b(xc);
     let n = xc.mul_add(V::splat(LOG2E), magic).sub(magic);
     let r = n.mul_add(V::splat(-LN2_HI), xc);
     let r = n.mul_add(V::splat(-LN2_LO), r);
@@ -53,7 +51,18 @@ pub fn exp<V: Lanes>(x: V) -> V {
     p = p.mul_add(r, V::splat(P2));
     p = p.mul_add(r, V::splat(P1));
     p = p.mul_add(r, V::splat(P0));
-    let y = p.mul_add(r.mul(r), r).add(V::splat(1.0));
+    (n, p.mul_add(r.mul(r), r).add(V::splat(1.0)))
+}
+
+/// `e^x` lane-wise; +∞ above [`EXP_HI`], 0 below [`EXP_LO`], NaN for NaN.
+#[inline(always)]
+pub fn exp<V: Lanes>(x: V) -> V {
+    let magic = V::splat(ROUND_MAGIC);
+    // NaN lanes are passed as `b`, so they survive the clamp and every
+    // operation after it.
+    let xc = V::splat(CLAMP_LO).max_or_b(x);
+    let xc = V::splat(CLAMP_HI).min_or_b(xc);
+    let (n, y) = reduce_and_poly(xc);
     // 2^n = 2^n1 · 2^n2 with both halves in [−75, 64]: the first product is
     // exact and the second rounds once (into the subnormals if need be).
     let n1 = n.mul_add(V::splat(0.5), magic).sub(magic);
@@ -68,18 +77,7 @@ pub fn exp<V: Lanes>(x: V) -> V {
 /// A positive `x` gives a wrong result: callers guarantee `x ≤ 0`.
 #[inline(always)]
 pub fn exp_nonpos<V: Lanes>(x: V) -> V {
-    let magic = V::splat(ROUND_MAGIC);
-    let xc = V::splat(CLAMP_LO).max_or_b(x);
-    let n = xc.mul_add(V::splat(LOG2E), magic).sub(magic);
-    let r = n.mul_add(V::splat(-LN2_HI), xc);
-    let r = n.mul_add(V::splat(-LN2_LO), r);
-    let mut p = V::splat(P5);
-    p = p.mul_add(r, V::splat(P4));
-    p = p.mul_add(r, V::splat(P3));
-    p = p.mul_add(r, V::splat(P2));
-    p = p.mul_add(r, V::splat(P1));
-    p = p.mul_add(r, V::splat(P0));
-    let y = p.mul_add(r.mul(r), r).add(V::splat(1.0));
+    let (n, y) = reduce_and_poly(V::splat(CLAMP_LO).max_or_b(x));
     // y·2^(n+64) is exact (n + 64 ∈ [−86, 64]); ·2^−64 rounds once.
     y.mul(n.add(V::splat(64.0)).pow2i())
         .mul(V::splat(f32::from_bits(0x1f80_0000)))
