@@ -9,8 +9,10 @@
 //! Set `DENSEGRAD_BENCH=quick` for shorter measurements.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use densegrad::kernels::reduce::axpy;
-use densegrad::{Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tensor};
+use densegrad::optim::{Optimizer, Sgd};
+use densegrad::{
+    Activation, Affine, Init, Labels, Layer, Relu, Sequential, Sigmoid, SoftmaxWithLoss, Tensor,
+};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::ThreadPool;
@@ -136,6 +138,10 @@ impl RawAffine {
         );
     }
     fn backward(&mut self) {
+        self.backward_dx();
+        self.backward_dw();
+    }
+    fn backward_dx(&mut self) {
         let (n, k, m) = (self.x.shape()[0], self.x.shape()[1], self.w.shape()[1]);
         raw_sgemm(
             n,
@@ -149,6 +155,9 @@ impl RawAffine {
             m as isize,
             &mut self.dx,
         );
+    }
+    fn backward_dw(&mut self) {
+        let (n, k, m) = (self.x.shape()[0], self.x.shape()[1], self.w.shape()[1]);
         raw_sgemm(
             k,
             n,
@@ -282,63 +291,6 @@ fn w3_softmax_loss(c: &mut Criterion) {
     g.finish();
 }
 
-/// An MLP with ReLU between Affine layers and a softmax loss, stepped by SGD
-/// through the layers' buffers.
-struct Mlp {
-    fcs: Vec<Affine>,
-    relus: Vec<Relu>,
-    loss: SoftmaxWithLoss,
-}
-
-impl Mlp {
-    fn new(dims: &[usize]) -> Self {
-        let fcs = dims
-            .windows(2)
-            .enumerate()
-            .map(|(i, d)| {
-                let scale = (2.0 / d[0] as f32).sqrt();
-                let w = normal(&[d[0], d[1]], 10 + i as u64)
-                    .into_data()
-                    .iter()
-                    .map(|v| v * scale)
-                    .collect();
-                Affine::new(
-                    Tensor::new(&[d[0], d[1]], w).unwrap(),
-                    Tensor::zeros(&[d[1]]),
-                )
-                .unwrap()
-            })
-            .collect::<Vec<_>>();
-        let relus = (1..fcs.len()).map(|_| Relu::new()).collect();
-        Mlp {
-            fcs,
-            relus,
-            loss: SoftmaxWithLoss::new(),
-        }
-    }
-
-    fn step(&mut self, x: &Tensor, labels: &[usize], lr: f32) -> f32 {
-        let last = self.fcs.len() - 1;
-        let mut h = self.fcs[0].forward_ref(x).unwrap();
-        for i in 0..last {
-            h = self.relus[i].forward_ref(h).unwrap();
-            h = self.fcs[i + 1].forward_ref(h).unwrap();
-        }
-        let l = self.loss.forward(h, Labels::Index(labels)).unwrap();
-        let mut g = self.fcs[last]
-            .backward_ref(self.loss.backward_ref(1.0).unwrap())
-            .unwrap();
-        for i in (0..last).rev() {
-            g = self.relus[i].backward_ref(g).unwrap();
-            g = self.fcs[i].backward_ref(g).unwrap();
-        }
-        for fc in &mut self.fcs {
-            fc.visit_params(&mut |p, g| axpy(-lr, g.data(), p.data_mut()));
-        }
-        l
-    }
-}
-
 fn w4_training_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("W4");
     for (name, dims, batch) in [
@@ -357,22 +309,30 @@ fn w4_training_step(c: &mut Criterion) {
                 )
             })
             .collect();
+        // The products a step needs: every forward, every dW, and every dX
+        // but the first layer's (its input is data), as Sequential does.
         g.bench_function(BenchmarkId::new("raw sgemm calls", name), |b| {
             b.iter(|| {
-                for r in &mut raws {
+                for (i, r) in raws.iter_mut().enumerate() {
                     r.forward();
-                    r.backward();
+                    r.backward_dw();
+                    if i > 0 {
+                        r.backward_dx();
+                    }
                 }
             })
         });
         for (t, pool) in pools() {
-            let mut mlp = Mlp::new(&dims);
+            let mut net = Sequential::mlp(&dims, Activation::Relu, Init::He, 11).unwrap();
+            let mut opt = Sgd::new(0.1);
             bench_in(
                 &mut g,
                 BenchmarkId::new(format!("sgd step {t}"), name),
                 &pool,
                 || {
-                    black_box(mlp.step(black_box(&x), &labels, 0.1));
+                    black_box(net.loss(black_box(&x), Labels::Index(&labels)).unwrap());
+                    net.backward().unwrap();
+                    opt.step(&mut net).unwrap();
                 },
             );
         }

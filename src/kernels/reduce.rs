@@ -146,3 +146,10 @@ pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     axpy_with(Isa::best(), a, x, y)
 }
+
+/// `y *= a` elementwise (weight decay's shrink).
+pub fn scale(a: f32, y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v *= a;
+    }
+}
