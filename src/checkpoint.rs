@@ -90,6 +90,17 @@ impl Sequential {
     /// must be in the file with dtype F32 and the same shape, and the file
     /// may hold no others. On any mismatch nothing is changed and the `Err`
     /// names the tensor and both shapes. See [`save`](Sequential::save).
+    ///
+    /// ```
+    /// use densegrad::{Activation, Init, Sequential};
+    /// let path = std::env::temp_dir().join(format!("doc-load-{}.safetensors", std::process::id()));
+    /// Sequential::mlp(&[2, 2], Activation::Relu, Init::He, 1)?.save(&path)?;
+    /// let mut net = Sequential::mlp(&[2, 2], Activation::Relu, Init::He, 2)?;
+    /// net.load(&path)?;
+    /// assert!(net.load("/no/such/file").is_err());
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io("load checkpoint", path, &e))?;

@@ -9,6 +9,13 @@
 //! [`crate::Error::Format`] naming what was wrong; nothing is
 //! allocated on a header's word alone (a header claiming 4 GB on a 1 KB file
 //! fails after reading the 1 KB).
+//!
+//! ```
+//! use densegrad::data::read_idx_bytes;
+//! let labels = read_idx_bytes(&[0, 0, 8, 1, 0, 0, 0, 3, 5, 0, 4])?;
+//! assert_eq!(labels.data, vec![5, 0, 4]);
+//! # Ok::<(), densegrad::Error>(())
+//! ```
 
 use std::io::Read;
 use std::path::Path;
@@ -20,6 +27,12 @@ use rand_chacha::ChaCha8Rng;
 use crate::{Error, Tensor};
 
 /// An array read from an IDX file: its dimensions and its bytes, row-major.
+///
+/// ```
+/// let idx = densegrad::data::read_idx_bytes(&[0, 0, 8, 1, 0, 0, 0, 2, 7, 9])?;
+/// assert_eq!(idx, densegrad::data::Idx { dims: vec![2], data: vec![7, 9] });
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idx {
     /// The dimensions, outermost first (e.g. `[60000, 28, 28]`).
@@ -145,6 +158,13 @@ fn parse_idx(mut r: impl Read) -> Result<Idx, Error> {
 }
 
 /// A labelled set of examples: one row of features per example.
+///
+/// ```
+/// use densegrad::{data::Dataset, Tensor};
+/// let d = Dataset::new(Tensor::zeros(&[4, 3]), vec![0, 1, 2, 1], 3)?;
+/// assert_eq!((d.len(), d.features(), d.classes), (4, 3, 3));
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// (N, features), row-major.
@@ -261,6 +281,13 @@ impl Dataset {
 ///
 /// As an `Iterator` it yields fresh `(x, labels)` pairs; [`Batches::next_into`]
 /// fills buffers the caller reuses, so an epoch allocates nothing.
+///
+/// ```
+/// use densegrad::{data::Dataset, Tensor};
+/// let d = Dataset::new(Tensor::zeros(&[10, 2]), vec![0; 10], 1)?;
+/// assert_eq!(d.batches(4, Some(1))?.count(), 3);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Batches<'a> {
     data: &'a Dataset,
@@ -325,6 +352,12 @@ impl Iterator for Batches<'_> {
 }
 
 /// MNIST's training and test sets.
+///
+/// ```
+/// let mnist = densegrad::data::load_mnist(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))?;
+/// assert_eq!((mnist.train.len(), mnist.test.len()), (60000, 10000));
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Mnist {
     /// 60 000 images as rows of 784 values in [0, 1], and their labels.

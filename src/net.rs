@@ -8,6 +8,13 @@ use crate::{
 };
 
 /// The activation between the Affine layers of [`Sequential::mlp`].
+///
+/// ```
+/// use densegrad::{Activation, Init, Sequential};
+/// let net = Sequential::mlp(&[4, 8, 2], Activation::LeakyRelu(0.01), Init::He, 0)?;
+/// assert_eq!(net.len(), 3);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     /// [`Relu`].

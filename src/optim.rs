@@ -4,11 +4,28 @@
 //!
 //! State (velocities, squared-gradient sums, moments) is allocated on the
 //! first step and reused: later steps allocate nothing.
+//!
+//! ```
+//! use densegrad::optim::{Momentum, Optimizer};
+//! let mut opt = Momentum::new(0.1, 0.9);
+//! let mut p = [1.0f32];
+//! opt.update(0, &mut p, &[1.0]);
+//! assert!((p[0] - 0.9).abs() < 1e-7);
+//! ```
 
 use crate::kernels::optim;
 use crate::{Error, Sequential, Tensor};
 
 /// An update rule applied to every parameter of a network.
+///
+/// ```
+/// use densegrad::optim::{Adam, Optimizer};
+/// let mut adam = Adam::new(0.001);
+/// let mut p = [1.0f32, -1.0];
+/// adam.begin_step();
+/// adam.update(0, &mut p, &[0.5, -0.5]);
+/// assert!(p[0] < 1.0 && p[1] > -1.0);
+/// ```
 pub trait Optimizer {
     /// Updates `param` from `grad`; `index` numbers the parameters in
     /// [`Sequential::visit_params`] order so the optimizer can keep state

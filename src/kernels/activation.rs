@@ -7,6 +7,15 @@
 //!
 //! Each kernel has a `*_with(isa, …)` form running a chosen instruction set;
 //! the plain form uses [`Isa::best`].
+//!
+//! ```
+//! use densegrad::kernels::activation::{sigmoid_backward, sigmoid_forward};
+//! let mut y = [0.0; 2];
+//! sigmoid_forward(&[0.0, 0.0], &mut y);
+//! let mut d = [1.0, 2.0];
+//! sigmoid_backward(&y, &mut d);
+//! assert_eq!(d, [0.25, 0.5]);
+//! ```
 
 use super::parallel::{zip3_chunks, zip_chunks};
 use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
@@ -112,6 +121,15 @@ update_kernel!(SigmoidBackward, SigmoidBackwardInto, |y, d| d
 map_kernel!(ExpForward, 0.0f32, |x| math::exp(x));
 
 /// `y = x > 0 ? x : 0` elementwise (NaN propagates).
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 3];
+/// relu_forward(&[-1.0, 0.5, f32::NAN], &mut y);
+/// assert_eq!(y[..2], [0.0, 0.5]);
+/// assert!(y[2].is_nan());
+/// ```
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     relu_forward_with(Isa::best(), x, y)
 }
@@ -120,6 +138,14 @@ pub fn relu_forward(x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 2];
+/// relu_forward_with(Isa::portable(), &[-2.0, 3.0], &mut y);
+/// assert_eq!(y, [0.0, 3.0]);
+/// ```
 pub fn relu_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "relu_forward: x and y differ in length");
     zip_chunks(x, y, |x, y| dispatch(isa, ReluForward { x, y }));
@@ -128,6 +154,14 @@ pub fn relu_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 /// `dy = y > 0 ? dy : y`, in place, from the forward *output* `y`: the
 /// gradient passes where the input was positive, is +0 where it was ≤ 0 and
 /// NaN where it was NaN.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut d = [5.0, 5.0];
+/// relu_backward(&[0.0, 2.0], &mut d);
+/// assert_eq!(d, [0.0, 5.0]);
+/// ```
 pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
     relu_backward_with(Isa::best(), y, dy)
 }
@@ -136,6 +170,14 @@ pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
 ///
 /// # Panics
 /// If `y` and `dy` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut d = [5.0, 5.0];
+/// relu_backward_with(Isa::best(), &[0.0, 2.0], &mut d);
+/// assert_eq!(d, [0.0, 5.0]);
+/// ```
 pub fn relu_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
     assert_eq!(
         y.len(),
@@ -149,6 +191,14 @@ pub fn relu_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [9.0; 2];
+/// relu_backward_into_with(Isa::best(), &[0.0, 1.0], &[3.0, 3.0], &mut dx);
+/// assert_eq!(dx, [0.0, 3.0]);
+/// ```
 pub fn relu_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
         y.len() == dy.len() && y.len() == dx.len(),
@@ -162,6 +212,13 @@ pub fn relu_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) 
 /// `σ(x) = 1 / (1 + e^(-x))` for one value, evaluated so that `e^t` only
 /// ever sees `t ≤ 0`: it never overflows, σ(±1e30) is exactly 1 or 0, and
 /// NaN gives NaN. The scalar reference for the vector kernels.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// assert_eq!(sigmoid(0.0), 0.5);
+/// assert_eq!((sigmoid(-1e30), sigmoid(1e30)), (0.0, 1.0));
+/// ```
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -175,6 +232,14 @@ pub fn sigmoid(x: f32) -> f32 {
 
 /// `y = σ(x)` elementwise, vectorized: `z = e^(−|x|)`, then `1/(1 + z)` for
 /// x ≥ 0 and `z/(1 + z)` for x < 0, with a true division.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 2];
+/// sigmoid_forward(&[0.0, 1e30], &mut y);
+/// assert_eq!(y, [0.5, 1.0]);
+/// ```
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
     sigmoid_forward_with(Isa::best(), x, y)
 }
@@ -183,6 +248,16 @@ pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// for isa in Isa::available() {
+///     let mut y = [0.0; 1];
+///     sigmoid_forward_with(isa, &[0.0], &mut y);
+///     assert_eq!(y, [0.5]);
+/// }
+/// ```
 pub fn sigmoid_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -193,6 +268,14 @@ pub fn sigmoid_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 }
 
 /// `dy = dy · (y · (1 − y))`, in place, from the forward output `y`.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut d = [1.0];
+/// sigmoid_backward(&[0.5], &mut d);
+/// assert_eq!(d, [0.25]);
+/// ```
 pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
     sigmoid_backward_with(Isa::best(), y, dy)
 }
@@ -201,6 +284,14 @@ pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
 ///
 /// # Panics
 /// If `y` and `dy` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut d = [2.0];
+/// sigmoid_backward_with(Isa::portable(), &[0.5], &mut d);
+/// assert_eq!(d, [0.5]);
+/// ```
 pub fn sigmoid_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
     assert_eq!(
         y.len(),
@@ -214,6 +305,14 @@ pub fn sigmoid_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [0.0];
+/// sigmoid_backward_into_with(Isa::best(), &[0.5], &[2.0], &mut dx);
+/// assert_eq!(dx, [0.5]);
+/// ```
 pub fn sigmoid_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
         y.len() == dy.len() && y.len() == dx.len(),
@@ -229,6 +328,15 @@ pub fn sigmoid_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 2];
+/// exp_with(Isa::best(), &[0.0, 1.0], &mut y);
+/// assert_eq!(y[0], 1.0);
+/// assert!((y[1] - std::f32::consts::E).abs() < 1e-6);
+/// ```
 pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "exp: x and y differ in length");
     zip_chunks(x, y, |x, y| dispatch(isa, ExpForward { x, y }));
@@ -238,6 +346,14 @@ pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 2];
+/// tanh_forward(&[0.0, 1e30], &mut y);
+/// assert_eq!(y, [0.0, 1.0]);
+/// ```
 pub fn tanh_forward(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "tanh_forward: x and y differ in length");
     zip_chunks(x, y, |x, y| {
@@ -251,6 +367,14 @@ pub fn tanh_forward(x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [0.0];
+/// tanh_backward(&[0.5], &[1.0], &mut dx);
+/// assert_eq!(dx, [0.75]);
+/// ```
 pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
         y.len() == dy.len() && y.len() == dx.len(),
@@ -268,6 +392,14 @@ pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 2];
+/// leaky_relu_forward(0.5, &[-2.0, 3.0], &mut y);
+/// assert_eq!(y, [-1.0, 3.0]);
+/// ```
 pub fn leaky_relu_forward(alpha: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(
         x.len(),
@@ -286,6 +418,14 @@ pub fn leaky_relu_forward(alpha: f32, x: &[f32], y: &mut [f32]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [0.0; 2];
+/// leaky_relu_backward(0.5, &[-1.0, 3.0], &[2.0, 2.0], &mut dx);
+/// assert_eq!(dx, [1.0, 2.0]);
+/// ```
 pub fn leaky_relu_backward(alpha: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
         y.len() == dy.len() && y.len() == dx.len(),
@@ -308,6 +448,14 @@ pub fn leaky_relu_backward(alpha: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut out = [0.0; 2];
+/// mul_elementwise(&[1.0, 2.0], &[3.0, 0.0], &mut out);
+/// assert_eq!(out, [3.0, 0.0]);
+/// ```
 pub fn mul_elementwise(a: &[f32], b: &[f32], out: &mut [f32]) {
     assert!(
         a.len() == b.len() && a.len() == out.len(),

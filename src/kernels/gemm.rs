@@ -17,11 +17,27 @@
 //! - the inner dimensions are checked to agree.
 //!
 //! Transposes are read through strides ([`MatRef::t`]), never copied.
+//!
+//! ```
+//! use densegrad::kernels::gemm::{gemm, MatRef};
+//! let x = MatRef::row_major(&[1.0, 2.0], 1, 2);
+//! let w = MatRef::row_major(&[3.0, 4.0], 2, 1);
+//! let mut y = [0.0];
+//! gemm(1.0, x, w, 0.0, &mut y);
+//! assert_eq!(y, [11.0]);
+//! ```
 
 /// A read-only view of a matrix inside a slice, with element strides.
 ///
 /// Built only through [`MatRef::row_major`] and [`MatRef::t`], so every view
 /// in existence is in bounds of its slice.
+///
+/// ```
+/// # use densegrad::kernels::gemm::*;
+/// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3);
+/// assert_eq!((a.rows(), a.cols()), (2, 3));
+/// assert_eq!((a.t().rows(), a.t().cols()), (3, 2));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a> {
     data: &'a [f32],
@@ -39,6 +55,16 @@ impl<'a> MatRef<'a> {
     /// If that reaches past the end of `data` (computed with overflow-checked
     /// arithmetic), or a stride exceeds `isize::MAX`. Callers check shapes
     /// first and report an `Error`, so a panic here is a bug in densegrad.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// // Every other element: a 3×1 column with row stride 2.
+    /// let buf = [1.0, 0.0, 2.0, 0.0, 3.0];
+    /// let col = MatRef::new(&buf, 3, 1, 2, 1);
+    /// let mut c = [0.0; 3];
+    /// gemm(1.0, col, MatRef::row_major(&[10.0], 1, 1), 0.0, &mut c);
+    /// assert_eq!(c, [10.0, 20.0, 30.0]);
+    /// ```
     pub fn new(
         data: &'a [f32],
         rows: usize,
@@ -77,6 +103,12 @@ impl<'a> MatRef<'a> {
     ///
     /// # Panics
     /// If `data` holds fewer than `rows * cols` elements.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2);
+    /// assert_eq!(a.rows(), 2);
+    /// ```
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
         MatRef::new(data, rows, cols, cols, 1)
     }
@@ -85,6 +117,14 @@ impl<'a> MatRef<'a> {
     ///
     /// # Panics
     /// If the range is not inside the matrix.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2).row_block(1, 1);
+    /// let mut c = [0.0; 2];
+    /// gemm(1.0, a, MatRef::row_major(&[1.0, 0.0, 0.0, 1.0], 2, 2), 0.0, &mut c);
+    /// assert_eq!(c, [3.0, 4.0]);
+    /// ```
     pub fn row_block(self, start: usize, len: usize) -> Self {
         assert!(
             start.checked_add(len).is_some_and(|end| end <= self.rows),
@@ -103,6 +143,12 @@ impl<'a> MatRef<'a> {
     }
 
     /// The transpose, as a view with swapped strides (no copy).
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3).t();
+    /// assert_eq!((a.rows(), a.cols()), (3, 2));
+    /// ```
     pub fn t(self) -> Self {
         MatRef {
             data: self.data,
@@ -114,11 +160,21 @@ impl<'a> MatRef<'a> {
     }
 
     /// The number of rows.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// assert_eq!(MatRef::row_major(&[0.0; 6], 2, 3).rows(), 2);
+    /// ```
     pub fn rows(&self) -> usize {
         self.rows
     }
 
     /// The number of columns.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// assert_eq!(MatRef::row_major(&[0.0; 6], 2, 3).cols(), 3);
+    /// ```
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -134,6 +190,14 @@ impl<'a> MatRef<'a> {
 /// If the shapes disagree (`a.cols != b.rows`, `c.len() != a.rows * b.cols`).
 /// Layers check shapes and return `Error`s before calling, so this is a bug
 /// guard that keeps the `unsafe` call sound, never a response to user input.
+///
+/// ```
+/// # use densegrad::kernels::gemm::*;
+/// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2);
+/// let mut c = [0.0; 4];
+/// gemm(1.0, a, a.t(), 0.0, &mut c); // A·Aᵀ, the transpose read by strides
+/// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]);
+/// ```
 pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(
@@ -191,6 +255,12 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
 /// ~100 GFLOP/s per core that is ~160 µs of work: below it, measured on the
 /// W4-small step (7.8 MFLOP products), two fork/joins and two packings of B
 /// cost more than the halved product saves.
+///
+/// ```
+/// # use densegrad::kernels::gemm::*;
+/// // (100, 784, 50) products stay on one thread:
+/// assert!(2 * 100 * 784 * 50 < GEMM_PAR_MIN_FLOPS);
+/// ```
 pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 
 /// [`gemm`], with the rows of C (and of A) split across rayon threads when
@@ -204,6 +274,14 @@ pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 ///
 /// # Panics
 /// As [`gemm`].
+///
+/// ```
+/// # use densegrad::kernels::gemm::*;
+/// let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2);
+/// let mut c = [1.0; 4];
+/// gemm_par(1.0, a, a.t(), 1.0, &mut c); // C = A·Aᵀ + C
+/// assert_eq!(c, [6.0, 12.0, 12.0, 26.0]);
+/// ```
 pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = rayon::current_num_threads();

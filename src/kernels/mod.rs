@@ -15,6 +15,14 @@
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA (the other place with `unsafe`).
 //! - [`parallel`]: splitting across rayon threads on fixed boundaries.
+//!
+//! ```
+//! # use densegrad::kernels::activation::relu_forward;
+//! // Slices in, slices out: no Tensor, no allocation.
+//! let mut y = [0.0; 3];
+//! relu_forward(&[-1.0, 0.0, 2.0], &mut y);
+//! assert_eq!(y, [0.0, 0.0, 2.0]);
+//! ```
 
 pub mod activation;
 pub mod gemm;

@@ -3,8 +3,21 @@
 //! Every rule first adds L2 weight decay to the gradient, `g' = g + wd·p`
 //! (PyTorch's `weight_decay`), then applies the book's update. Plain loops
 //! over slices, which LLVM vectorizes; no allocation.
+//!
+//! ```
+//! let mut p = [1.0f32, 2.0];
+//! densegrad::kernels::optim::sgd(&mut p, &[1.0, 1.0], 0.5, 0.0);
+//! assert_eq!(p, [0.5, 1.5]);
+//! ```
 
 /// `p −= lr·g'`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let mut p = [1.0];
+/// sgd(&mut p, &[2.0], 0.1, 0.0);
+/// assert_eq!(p, [0.8]);
+/// ```
 pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
     assert_eq!(
         p.len(),
@@ -17,6 +30,13 @@ pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
 }
 
 /// `v = μ·v − lr·g'; p += v`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let (mut p, mut v) = ([1.0], [0.0]);
+/// momentum(&mut p, &[1.0], &mut v, 0.1, 0.9, 0.0);
+/// assert_eq!((p, v), ([0.9], [-0.1]));
+/// ```
 pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == v.len(),
@@ -29,6 +49,13 @@ pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
 }
 
 /// The book's Nesterov: `v = μ·v − lr·g'; p += μ²·v − (1 + μ)·lr·g'`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let (mut p, mut v) = ([1.0f32], [0.0]);
+/// nesterov(&mut p, &[1.0], &mut v, 0.1, 0.9, 0.0);
+/// assert!((p[0] - 0.729).abs() < 1e-6);
+/// ```
 pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == v.len(),
@@ -42,6 +69,14 @@ pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
 }
 
 /// `h += g'²; p −= lr·g' / (√h + 1e-7)`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let (mut p, mut h) = ([1.0f32], [0.0]);
+/// adagrad(&mut p, &[2.0], &mut h, 0.1, 0.0);
+/// assert_eq!(h, [4.0]);
+/// assert!((p[0] - 0.9).abs() < 1e-6);
+/// ```
 pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == h.len(),
@@ -55,6 +90,13 @@ pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
 }
 
 /// `h = ρ·h + (1 − ρ)·g'²; p −= lr·g' / (√h + 1e-7)`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let (mut p, mut h) = ([1.0f32], [0.0]);
+/// rmsprop(&mut p, &[1.0], &mut h, 0.01, 0.99, 0.0);
+/// assert!((h[0] - 0.01).abs() < 1e-7 && (p[0] - 0.9).abs() < 1e-5);
+/// ```
 pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == h.len(),
@@ -69,6 +111,13 @@ pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f
 
 /// Adam at step `t ≥ 1`: `m = β1·m + (1 − β1)·g'`, `v = β2·v + (1 − β2)·g'²`,
 /// `p −= lr·m̂ / (√v̂ + ε)` with `m̂ = m/(1 − β1^t)`, `v̂ = v/(1 − β2^t)`.
+///
+/// ```
+/// # use densegrad::kernels::optim::*;
+/// let (mut p, mut m, mut v) = ([1.0f32], [0.0], [0.0]);
+/// adam(&mut p, &[5.0], &mut m, &mut v, 0.001, (0.9, 0.999), 1e-8, 1, 0.0);
+/// assert!((p[0] - 0.999).abs() < 1e-6);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn adam(
     p: &mut [f32],

@@ -1,4 +1,10 @@
 //! Reductions and broadcasts along the batch axis, and the optimizer update.
+//!
+//! ```
+//! let mut db = [0.0; 3];
+//! densegrad::kernels::reduce::col_sums(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut db);
+//! assert_eq!(db, [5.0, 7.0, 9.0]);
+//! ```
 
 use rayon::prelude::*;
 
@@ -47,6 +53,14 @@ const COL_BLOCK: usize = 256;
 ///
 /// # Panics
 /// If `out` is empty or `x.len()` is not a multiple of `out.len()`.
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut out = [0.0; 2];
+/// col_sums_with(Isa::portable(), &[1.0, 2.0, 3.0, 4.0], &mut out);
+/// assert_eq!(out, [4.0, 6.0]);
+/// ```
 pub fn col_sums_with(isa: Isa, x: &[f32], out: &mut [f32]) {
     let cols = out.len();
     assert!(
@@ -82,6 +96,13 @@ pub fn col_sums_with(isa: Isa, x: &[f32], out: &mut [f32]) {
 }
 
 /// [`col_sums_with`] on [`Isa::best`].
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// let mut out = [0.0; 2];
+/// col_sums(&[1.0, 2.0, 3.0, 4.0], &mut out);
+/// assert_eq!(out, [4.0, 6.0]);
+/// ```
 pub fn col_sums(x: &[f32], out: &mut [f32]) {
     col_sums_with(Isa::best(), x, out)
 }
@@ -90,6 +111,13 @@ pub fn col_sums(x: &[f32], out: &mut [f32]) {
 ///
 /// # Panics
 /// If `row` is empty or `out.len()` is not a multiple of `row.len()`.
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// let mut out = [0.0; 4];
+/// broadcast_rows(&[1.0, 2.0], &mut out);
+/// assert_eq!(out, [1.0, 2.0, 1.0, 2.0]);
+/// ```
 pub fn broadcast_rows(row: &[f32], out: &mut [f32]) {
     assert!(
         !row.is_empty() && out.len().is_multiple_of(row.len()),
@@ -131,6 +159,14 @@ impl SimdKernel for Axpy<'_> {
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [1.0, 1.0];
+/// axpy_with(Isa::portable(), 2.0, &[1.0, 3.0], &mut y);
+/// assert_eq!(y, [3.0, 7.0]);
+/// ```
 pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
     if worth_splitting(x.len()) {
@@ -143,11 +179,25 @@ pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// [`axpy_with`] on [`Isa::best`].
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// let mut y = [1.0, 1.0];
+/// axpy(2.0, &[1.0, 3.0], &mut y);
+/// assert_eq!(y, [3.0, 7.0]);
+/// ```
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     axpy_with(Isa::best(), a, x, y)
 }
 
 /// `y *= a` elementwise (weight decay's shrink).
+///
+/// ```
+/// # use densegrad::kernels::reduce::*;
+/// let mut y = [1.0, 2.0];
+/// scale(0.5, &mut y);
+/// assert_eq!(y, [0.5, 1.0]);
+/// ```
 pub fn scale(a: f32, y: &mut [f32]) {
     for v in y.iter_mut() {
         *v *= a;

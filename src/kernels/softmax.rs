@@ -24,6 +24,13 @@
 //! softmax (and its loss) NaN, as does a row of all −∞; a −∞ in an otherwise
 //! finite row gets probability 0. The max skips NaN, then the NaN reaches the
 //! sum through `exp(NaN − m)` (or `exp(∞ − ∞)`), which poisons the row.
+//!
+//! ```
+//! use densegrad::kernels::softmax::{softmax_rows, RowStats};
+//! let (mut y, mut st) = ([0.0; 3], [RowStats::default()]);
+//! softmax_rows(&[1.0, 8.0, 3.0], 3, &mut y, &mut st);
+//! assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+//! ```
 
 use rayon::prelude::*;
 
@@ -31,6 +38,13 @@ use super::parallel::rows_per_task;
 use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 
 /// What a row's softmax needs besides the exponentials themselves.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let (mut y, mut st) = ([0.0; 2], [RowStats::default()]);
+/// softmax_rows(&[0.0, 0.0], 2, &mut y, &mut st);
+/// assert_eq!((st[0].max, st[0].rest), (0.0, 1.0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RowStats {
     /// The row maximum (NaN skipped; −∞ if there is no other value).
@@ -42,12 +56,22 @@ pub struct RowStats {
 
 impl RowStats {
     /// `s = Σ_j exp(x_j − max) = 1 + rest`.
+    ///
+    /// ```
+    /// # use densegrad::kernels::softmax::*;
+    /// assert_eq!(RowStats { max: 0.0, rest: 1.0 }.sum(), 2.0);
+    /// ```
     #[inline]
     pub fn sum(&self) -> f64 {
         1.0 + self.rest
     }
 
     /// `ln s`, accurate to f64 even when `s` is within 1e-30 of 1.
+    ///
+    /// ```
+    /// # use densegrad::kernels::softmax::*;
+    /// assert_eq!(RowStats { max: 0.0, rest: 1e-30 }.ln_sum(), 1e-30); // ln(1 + 1e-30), not 0
+    /// ```
     #[inline]
     pub fn ln_sum(&self) -> f64 {
         self.rest.ln_1p()
@@ -55,12 +79,22 @@ impl RowStats {
 
     /// `1/s` in f32: the factor that turns exponentials into probabilities,
     /// and so, bit for bit, the probability of the row's maximum.
+    ///
+    /// ```
+    /// # use densegrad::kernels::softmax::*;
+    /// assert_eq!(RowStats { max: 0.0, rest: 1.0 }.p_top(), 0.5);
+    /// ```
     #[inline]
     pub fn p_top(&self) -> f32 {
         (1.0 / self.sum()) as f32
     }
 
     /// `1 − p_top = rest / s`, without the cancellation of `1 − p_top`.
+    ///
+    /// ```
+    /// # use densegrad::kernels::softmax::*;
+    /// assert_eq!(RowStats { max: 0.0, rest: 1e-20 }.one_minus_p_top(), 1e-20);
+    /// ```
     #[inline]
     pub fn one_minus_p_top(&self) -> f32 {
         (self.rest / self.sum()) as f32
@@ -68,6 +102,12 @@ impl RowStats {
 }
 
 /// Per-row values the fused backward needs: `p_top` and `1 − p_top`.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let top: TopProb = (0.75, 0.25);
+/// assert_eq!(top.0 + top.1, 1.0);
+/// ```
 pub type TopProb = (f32, f32);
 
 /// The largest non-NaN element of `x` (−∞ if none).
@@ -203,6 +243,14 @@ impl SimdKernel for SoftmaxBlock<'_> {
 ///
 /// # Panics
 /// If the slices do not describe `stats.len()` rows of `cols > 0` elements.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut st) = ([0.0; 4], [RowStats::default(); 2]);
+/// softmax_rows_with(Isa::portable(), &[1.0, 1.0, 1e30, 0.0], 2, &mut y, &mut st);
+/// assert_eq!(y, [0.5, 0.5, 1.0, 0.0]);
+/// ```
 pub fn softmax_rows_with(isa: Isa, x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
     let rows = stats.len();
     assert!(
@@ -224,12 +272,27 @@ pub fn softmax_rows_with(isa: Isa, x: &[f32], cols: usize, y: &mut [f32], stats:
 
 /// Softmax of each row of `x` into `y`, with a stats buffer of `stats.len()`
 /// rows, on [`Isa::best`]. See [`softmax_rows_with`].
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let (mut y, mut st) = ([0.0; 2], [RowStats::default()]);
+/// softmax_rows(&[3.0, 3.0], 2, &mut y, &mut st);
+/// assert_eq!(y, [0.5, 0.5]);
+/// ```
 pub fn softmax_rows(x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
     softmax_rows_with(Isa::best(), x, cols, y, stats)
 }
 
 /// Log-softmax of each row from its stats: `y_j = (x_j − m) − ln s`, formed
 /// in f64 and rounded once. `stats` must come from [`softmax_rows`] on `x`.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let (x, mut y, mut st) = ([0.0, -200.0], [0.0; 2], [RowStats::default()]);
+/// softmax_rows(&x, 2, &mut y, &mut st);
+/// log_softmax_from_stats(&x, 2, &st, &mut y);
+/// assert_eq!(y, [0.0, -200.0]);
+/// ```
 pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mut [f32]) {
     assert!(cols > 0 && x.len() == y.len() && Some(x.len()) == stats.len().checked_mul(cols));
     for ((x, y), st) in x
@@ -246,6 +309,13 @@ pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mu
 
 /// The loss of one row with class-index label: `(m − x_label) + ln s`, so
 /// the large, equal parts of `logsumexp` and `x_label` cancel exactly.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let (mut y, mut st) = ([0.0; 2], [RowStats::default()]);
+/// softmax_rows(&[0.0, 0.0], 2, &mut y, &mut st);
+/// assert_eq!(index_row_loss(0.0, &st[0]), std::f64::consts::LN_2);
+/// ```
 #[inline]
 pub fn index_row_loss(x_label: f32, st: &RowStats) -> f64 {
     (st.max as f64 - x_label as f64) + st.ln_sum()
@@ -254,6 +324,14 @@ pub fn index_row_loss(x_label: f32, st: &RowStats) -> f64 {
 /// The loss of one row with dense targets, `Σ_j t_j·((m − x_j) + ln s)`, in
 /// f64, and the row's target sum `T`. Terms with `t_j = 0` are skipped, so a
 /// −∞ logit where the target is 0 contributes 0, not `0·∞ = NaN`.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let (x, mut y, mut st) = ([0.0, 0.0], [0.0; 2], [RowStats::default()]);
+/// softmax_rows(&x, 2, &mut y, &mut st);
+/// let (loss, sum_t) = dense_row_loss(&x, &[0.5, 0.5], &st[0]);
+/// assert_eq!((loss, sum_t), (std::f64::consts::LN_2, 1.0));
+/// ```
 #[inline]
 pub fn dense_row_loss(x: &[f32], t: &[f32], st: &RowStats) -> (f64, f64) {
     let (m, ln_s) = (st.max as f64, st.ln_sum());
@@ -377,6 +455,14 @@ impl SimdKernel for DenseBackwardBlock<'_> {
 /// # Panics
 /// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
 /// or a label is ≥ `cols`.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut st, mut losses) = ([0.0; 2], [RowStats::default()], [0.0]);
+/// let total = softmax_xent_index_forward_with(Isa::best(), &[0.0, 0.0], 2, &[1], &mut y, &mut st, &mut losses);
+/// assert_eq!(total, std::f64::consts::LN_2);
+/// ```
 pub fn softmax_xent_index_forward_with(
     isa: Isa,
     x: &[f32],
@@ -410,6 +496,14 @@ pub fn softmax_xent_index_forward_with(
 /// # Panics
 /// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
 /// or a label is ≥ `cols`.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [0.0; 2];
+/// softmax_xent_index_backward_with(Isa::best(), &[0.5, 0.5], 2, &[1], &[(0.5, 0.5)], 1.0, &mut dx);
+/// assert_eq!(dx, [0.5, -0.5]);
+/// ```
 pub fn softmax_xent_index_backward_with(
     isa: Isa,
     y: &[f32],
@@ -466,6 +560,14 @@ pub fn softmax_xent_index_backward_with(
 /// If the slices do not describe `t_sums.len()` rows of `cols > 0` elements.
 // Plain buffers in, plain buffer out, as every kernel here: the argument list
 // is the data flow.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut dx = [0.0; 2];
+/// softmax_xent_dense_backward_with(Isa::best(), &[0.5, 0.5], 2, &[0.0, 1.0], &[1.0], &[(0.5, 0.5)], 2.0, &mut dx);
+/// assert_eq!(dx, [1.0, -1.0]);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_xent_dense_backward_with(
     isa: Isa,

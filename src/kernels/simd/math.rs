@@ -7,12 +7,28 @@
 //! (Cephes' `expf`), and `2^n` applied in two exact steps so that results in
 //! the subnormal range round once instead of flushing. Measured error
 //! (`tests/simd_accuracy.rs`, an exhaustive sweep) is reported in the README.
+//!
+//! ```
+//! use densegrad::kernels::simd::{math, Lanes};
+//! let y = math::exp(wide::f32x8::splat(0.0)).to_buf();
+//! assert_eq!(y[..8], [1.0; 8]);
+//! ```
 
 use super::Lanes;
 
 /// The largest f32 whose `e^x` is finite.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// assert!((math::EXP_HI as f64).exp() <= f32::MAX as f64);
+/// ```
 pub const EXP_HI: f32 = 88.722_83;
 /// Below this, `e^x` rounds to 0 even as a subnormal.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// assert!(((math::EXP_LO as f64).exp() as f32) > 0.0);
+/// ```
 pub const EXP_LO: f32 = -103.972_08;
 
 /// Inputs are clamped to [CLAMP_LO, CLAMP_HI] before the reduction; the
@@ -55,6 +71,12 @@ fn reduce_and_poly<V: Lanes>(xc: V) -> (V, V) {
 }
 
 /// `e^x` lane-wise; +∞ above [`EXP_HI`], 0 below [`EXP_LO`], NaN for NaN.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// let y = math::exp(wide::f32x8::splat(1.0)).to_buf();
+/// assert!((y[0] - std::f32::consts::E).abs() < 1e-6);
+/// ```
 #[inline(always)]
 pub fn exp<V: Lanes>(x: V) -> V {
     let magic = V::splat(ROUND_MAGIC);
@@ -75,6 +97,12 @@ pub fn exp<V: Lanes>(x: V) -> V {
 /// n ∈ [−150, 0] one scaling by `2^(n + 64)` (always normal) and one by the
 /// constant `2^−64` replace the two data-dependent powers, clamps and splits.
 /// A positive `x` gives a wrong result: callers guarantee `x ≤ 0`.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// let y = math::exp_nonpos(wide::f32x8::splat(-1.0)).to_buf();
+/// assert!((y[0] - (-1.0f32).exp()).abs() < 1e-7);
+/// ```
 #[inline(always)]
 pub fn exp_nonpos<V: Lanes>(x: V) -> V {
     let (n, y) = reduce_and_poly(V::splat(CLAMP_LO).max_or_b(x));
@@ -86,6 +114,12 @@ pub fn exp_nonpos<V: Lanes>(x: V) -> V {
 /// `e^(x − m)` with the f32 rounding of `x − m` corrected by its exact
 /// TwoSum residual `r`: `e^(d + r) ≈ e^d·(1 + r)`. Lanes where `x − m`
 /// overflows or is not finite have a non-finite `r` and keep `e^d`.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// let y = math::exp_shifted(wide::f32x8::splat(3.0), wide::f32x8::splat(3.0)).to_buf();
+/// assert_eq!(y[0], 1.0);
+/// ```
 #[inline(always)]
 pub fn exp_shifted<V: Lanes>(x: V, m: V) -> V {
     let d = x.sub(m);
@@ -104,6 +138,12 @@ pub fn exp_shifted<V: Lanes>(x: V, m: V) -> V {
 /// `num/(d + e) ≈ q − q·e/d` with `q = num/d`, and `1/d` is `q` itself for
 /// x ≥ 0 and `1 − q` for x < 0 (only needed to a few bits: `e/d` is ~1e-8).
 /// That keeps the result within the exp error plus one division rounding.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// let y = math::sigmoid(wide::f32x8::splat(0.0)).to_buf();
+/// assert_eq!(y[0], 0.5);
+/// ```
 #[inline(always)]
 pub fn sigmoid<V: Lanes>(x: V) -> V {
     let one = V::splat(1.0);

@@ -20,6 +20,17 @@
 //! matrixmultiply's `MMTEST_FEATURE` does, so the entire test suite can be
 //! run on each path. Every kernel also has a `*_with(isa, …)` form that tests
 //! use to compare the paths directly.
+//!
+//! ```
+//! use densegrad::kernels::activation::exp_with;
+//! use densegrad::kernels::simd::Isa;
+//! // Every path gives (nearly) the same answer; `best` is the fastest.
+//! for isa in Isa::available() {
+//!     let mut y = [0.0];
+//!     exp_with(isa, &[0.0], &mut y);
+//!     assert_eq!(y, [1.0]);
+//! }
+//! ```
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -31,6 +42,11 @@ mod portable;
 use std::sync::OnceLock;
 
 /// The most lanes any [`Lanes`] type has (sizes the kernels' tail buffers).
+///
+/// ```
+/// # use densegrad::kernels::simd::*;
+/// assert_eq!(MAX_LANES, 16);
+/// ```
 pub const MAX_LANES: usize = 16;
 
 /// `N` f32 lanes: the operations the kernels are written in.
@@ -38,6 +54,14 @@ pub const MAX_LANES: usize = 16;
 /// Comparisons return a [`Lanes::Mask`] for [`Lanes::select`]. Implemented
 /// by `wide::f32x8` and, on x86-64, by private AVX2+FMA and AVX-512 types
 /// that only exist inside functions compiled for those features.
+///
+/// ```
+/// # use densegrad::kernels::simd::*;
+/// fn double<V: Lanes>(v: V) -> V {
+///     v.add(v)
+/// }
+/// assert_eq!(double(wide::f32x8::splat(1.5)).to_buf()[..8], [3.0; 8]);
+/// ```
 pub trait Lanes: Copy {
     /// The number of lanes (8 or 16), at most [`MAX_LANES`].
     const N: usize;
@@ -128,11 +152,23 @@ enum IsaKind {
 
 impl Isa {
     /// `wide::f32x8`, compiled for the build's target features.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// assert_eq!(Isa::portable().name(), "portable");
+    /// ```
     pub fn portable() -> Isa {
         Isa(IsaKind::Portable)
     }
 
     /// AVX2 with FMA, if this CPU has both (x86-64 only).
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// if let Some(isa) = Isa::avx2_fma() {
+    ///     assert_eq!(isa.name(), "avx2+fma");
+    /// }
+    /// ```
     pub fn avx2_fma() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
         if avx2::detected() {
@@ -142,6 +178,13 @@ impl Isa {
     }
 
     /// AVX-512F (16 lanes), if this CPU has it (x86-64 only).
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// if let Some(isa) = Isa::avx512() {
+    ///     assert!(Isa::available().contains(&isa));
+    /// }
+    /// ```
     pub fn avx512() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
         if avx512::detected() {
@@ -151,6 +194,11 @@ impl Isa {
     }
 
     /// Every instruction set this CPU can run, from the most portable.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// assert_eq!(Isa::available()[0], Isa::portable());
+    /// ```
     pub fn available() -> Vec<Isa> {
         let mut v = vec![Isa::portable()];
         v.extend(Isa::avx2_fma());
@@ -162,6 +210,11 @@ impl Isa {
     /// `DENSEGRAD_ISA=portable` (or `avx2`, `avx512`) in the environment,
     /// read at that first call, overrides the choice; an unavailable or
     /// unknown name falls back to detection.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// println!("vector kernels run on {}", Isa::best().name());
+    /// ```
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
@@ -178,6 +231,11 @@ impl Isa {
     }
 
     /// A short name: `"portable"`, `"avx2+fma"` or `"avx512"`.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// assert_eq!(Isa::portable().name(), "portable");
+    /// ```
     pub fn name(self) -> &'static str {
         match self.0 {
             IsaKind::Portable => "portable",
@@ -194,6 +252,25 @@ impl Isa {
 /// Implementations must be `#[inline(always)]` (and so must everything they
 /// call) for the AVX2 path to be compiled with AVX2 enabled; a non-inlined
 /// helper is still correct, only slower.
+///
+/// ```
+/// # use densegrad::kernels::simd::*;
+/// struct Sum<'a>(&'a [f32]);
+/// impl SimdKernel for Sum<'_> {
+///     type Output = f32;
+///     fn run<V: Lanes>(self) -> f32 {
+///         let mut acc = V::splat(0.0);
+///         let mut chunks = self.0.chunks_exact(V::N);
+///         for c in &mut chunks {
+///             acc = acc.add(V::load(c));
+///         }
+///         acc.to_buf()[..V::N].iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+///     }
+/// }
+/// for isa in Isa::available() {
+///     assert_eq!(dispatch(isa, Sum(&[1.0; 37])), 37.0);
+/// }
+/// ```
 pub trait SimdKernel {
     /// What the kernel returns.
     type Output;
@@ -202,6 +279,18 @@ pub trait SimdKernel {
 }
 
 /// Runs `kernel` on instruction set `isa`.
+///
+/// ```
+/// # use densegrad::kernels::simd::*;
+/// struct Len;
+/// impl SimdKernel for Len {
+///     type Output = usize;
+///     fn run<V: Lanes>(self) -> usize {
+///         V::N
+///     }
+/// }
+/// assert_eq!(dispatch(Isa::portable(), Len), 8);
+/// ```
 #[inline]
 pub fn dispatch<K: SimdKernel>(isa: Isa, kernel: K) -> K::Output {
     match isa.0 {
