@@ -321,21 +321,13 @@ impl Batches<'_> {
         let end = (self.pos + self.batch_size).min(n);
         let f = self.data.features();
         x.resize_buffer(&[end - self.pos, f]);
+        let rows = &self.order[self.pos..end];
         labels.clear();
-        for (dst, &i) in x
-            .data_mut()
-            .chunks_exact_mut(f.max(1))
-            .zip(&self.order[self.pos..end])
-        {
-            dst.copy_from_slice(&self.data.x.data()[i * f..(i + 1) * f]);
-            labels.push(self.data.labels[i]);
-        }
-        if f == 0 {
-            labels.extend(
-                self.order[self.pos..end]
-                    .iter()
-                    .map(|&i| self.data.labels[i]),
-            );
+        labels.extend(rows.iter().map(|&i| self.data.labels[i]));
+        if f > 0 {
+            for (dst, &i) in x.data_mut().chunks_exact_mut(f).zip(rows) {
+                dst.copy_from_slice(&self.data.x.data()[i * f..(i + 1) * f]);
+            }
         }
         self.pos = end;
         true

@@ -215,11 +215,7 @@ impl Sequential {
     /// ```
     pub fn predict<'a>(&'a mut self, x: &'a Tensor) -> Result<&'a Tensor, Error> {
         self.ready_for_backward = false;
-        let mut h = x;
-        for layer in &mut self.layers {
-            h = layer.forward_ref(h)?;
-        }
-        Ok(h)
+        forward_all(&mut self.layers, x)
     }
 
     /// Forward through every layer and the loss: the mean cross-entropy of
@@ -235,10 +231,7 @@ impl Sequential {
     /// ```
     pub fn loss(&mut self, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
         self.ready_for_backward = false;
-        let mut h = x;
-        for layer in &mut self.layers {
-            h = layer.forward_ref(h)?;
-        }
+        let h = forward_all(&mut self.layers, x)?;
         let l = self.loss.forward(h, t)?;
         self.ready_for_backward = true;
         Ok(l)
@@ -482,6 +475,18 @@ impl Sequential {
         });
         out
     }
+}
+
+/// `x` through every layer, each writing into its own buffer.
+fn forward_all<'a>(
+    layers: &'a mut [Box<dyn Layer + Send>],
+    x: &'a Tensor,
+) -> Result<&'a Tensor, Error> {
+    let mut h = x;
+    for layer in layers {
+        h = layer.forward_ref(h)?;
+    }
+    Ok(h)
 }
 
 /// The index of the largest element (the first of equals), `None` if any is

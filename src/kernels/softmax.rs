@@ -3,7 +3,7 @@
 //! Every function works on a row-major matrix of rows of `cols` elements and
 //! subtracts each row's maximum `m` before `exp`, so nothing overflows for any
 //! finite input. Rows are vectorized through [`simd`](super::simd) and, for
-//! large matrices, blocks of rows go to different threads; per-row losses
+//! large matrices, blocks of rows go to different threads; row losses
 //! are summed afterwards in row order, so the result does not depend on the
 //! number of threads.
 //!
@@ -100,15 +100,6 @@ impl RowStats {
         (self.rest / self.sum()) as f32
     }
 }
-
-/// Per-row values the fused backward needs: `p_top` and `1 − p_top`.
-///
-/// ```
-/// # use densegrad::kernels::softmax::*;
-/// let top: TopProb = (0.75, 0.25);
-/// assert_eq!(top.0 + top.1, 1.0);
-/// ```
-pub type TopProb = (f32, f32);
 
 /// The largest non-NaN element of `x` (−∞ if none).
 #[inline(always)]
@@ -351,7 +342,7 @@ struct IndexBackwardBlock<'a> {
     y: &'a [f32],
     cols: usize,
     labels: &'a [usize],
-    top: &'a [TopProb],
+    stats: &'a [RowStats],
     scale: f32,
     dx: &'a mut [f32],
 }
@@ -364,7 +355,7 @@ impl SimdKernel for IndexBackwardBlock<'_> {
             .y
             .chunks_exact(self.cols)
             .zip(self.dx.chunks_exact_mut(self.cols));
-        for (((y, dx), &label), &top) in rows.zip(self.labels).zip(self.top) {
+        for (((y, dx), &label), st) in rows.zip(self.labels).zip(self.stats) {
             let s = V::splat(self.scale);
             let mut ys = y.chunks_exact(V::N);
             let mut ds = dx.chunks_exact_mut(V::N);
@@ -374,18 +365,18 @@ impl SimdKernel for IndexBackwardBlock<'_> {
             for (d, &y) in ds.into_remainder().iter_mut().zip(ys.remainder()) {
                 *d = y * self.scale;
             }
-            dx[label] = y_minus_one(y[label], top) * self.scale;
+            dx[label] = y_minus_one(y[label], st) * self.scale;
         }
     }
 }
 
-/// `y − 1` for a probability `y` of a row with top values `top`: exact
+/// `y − 1` for a probability `y` of a row with stats `st`: exact
 /// `−(1 − p_top)` when `y` is the top probability, where the subtraction
 /// would cancel; plain `y − 1` (no cancellation: y ≤ ½) otherwise.
 #[inline(always)]
-fn y_minus_one(y: f32, top: TopProb) -> f32 {
-    if y == top.0 {
-        -top.1
+fn y_minus_one(y: f32, st: &RowStats) -> f32 {
+    if y == st.p_top() {
+        -st.one_minus_p_top()
     } else {
         y - 1.0
     }
@@ -398,7 +389,7 @@ struct DenseBackwardBlock<'a> {
     cols: usize,
     t: &'a [f32],
     t_sums: &'a [f32],
-    top: &'a [TopProb],
+    stats: &'a [RowStats],
     scale: f32,
     dx: &'a mut [f32],
 }
@@ -413,7 +404,8 @@ impl SimdKernel for DenseBackwardBlock<'_> {
             .chunks_exact(cols)
             .zip(self.t.chunks_exact(cols))
             .zip(self.dx.chunks_exact_mut(cols));
-        for (((y, t), dx), (&t_sum, &top)) in rows.zip(self.t_sums.iter().zip(self.top)) {
+        for (((y, t), dx), (&t_sum, st)) in rows.zip(self.t_sums.iter().zip(self.stats)) {
+            let top = (st.p_top(), st.one_minus_p_top());
             let (tv, p_top, q, s) = (
                 V::splat(t_sum),
                 V::splat(top.0),
@@ -448,9 +440,9 @@ impl SimdKernel for DenseBackwardBlock<'_> {
 
 /// Fused softmax + cross-entropy with class-index labels, on `isa`.
 ///
-/// Writes the softmax of each row of `x` into `y`, each row's stats into
-/// `stats` and its loss `logsumexp(x_i) − x_i[labels[i]]` into `losses`, and
-/// returns the sum of the losses (in row order, in f64).
+/// Writes the softmax of each row of `x` into `y` and each row's stats into
+/// `stats`, and returns `Σ_i logsumexp(x_i) − x_i[labels[i]]`, summed in row
+/// order in f64 (so the same for any number of threads).
 ///
 /// # Panics
 /// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
@@ -459,8 +451,8 @@ impl SimdKernel for DenseBackwardBlock<'_> {
 /// ```
 /// # use densegrad::kernels::softmax::*;
 /// # use densegrad::kernels::simd::Isa;
-/// let (mut y, mut st, mut losses) = ([0.0; 2], [RowStats::default()], [0.0]);
-/// let total = softmax_xent_index_forward_with(Isa::best(), &[0.0, 0.0], 2, &[1], &mut y, &mut st, &mut losses);
+/// let (mut y, mut st) = ([0.0; 2], [RowStats::default()]);
+/// let total = softmax_xent_index_forward_with(Isa::best(), &[0.0, 0.0], 2, &[1], &mut y, &mut st);
 /// assert_eq!(total, std::f64::consts::LN_2);
 /// ```
 pub fn softmax_xent_index_forward_with(
@@ -470,28 +462,60 @@ pub fn softmax_xent_index_forward_with(
     labels: &[usize],
     y: &mut [f32],
     stats: &mut [RowStats],
-    losses: &mut [f64],
 ) -> f64 {
-    assert!(
-        labels.len() == losses.len(),
-        "softmax_xent: one loss per row"
-    );
+    assert_eq!(labels.len(), stats.len(), "softmax_xent: one label per row");
     softmax_rows_with(isa, x, cols, y, stats);
-    let mut total = 0.0f64;
-    for (((row, &label), st), loss) in x
-        .chunks_exact(cols)
+    x.chunks_exact(cols)
         .zip(labels)
         .zip(stats.iter())
-        .zip(losses.iter_mut())
-    {
-        *loss = index_row_loss(row[label], st);
-        total += *loss;
+        .map(|((row, &label), st)| index_row_loss(row[label], st))
+        .sum()
+}
+
+/// Fused softmax + cross-entropy with dense (one-hot or soft) target rows,
+/// on `isa`.
+///
+/// Writes the softmax of each row of `x` into `y`, each row's stats into
+/// `stats` and each target row's sum `T` into `t_sums`, and returns
+/// `Σ_i Σ_j t_ij·(logsumexp(x_i) − x_ij)`, summed in row order in f64.
+///
+/// # Panics
+/// If the slices do not describe `t_sums.len()` rows of `cols > 0` elements.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut st, mut sums) = ([0.0; 2], [RowStats::default()], [0.0]);
+/// let total = softmax_xent_dense_forward_with(Isa::best(), &[0.0, 0.0], 2, &[0.5, 0.5], &mut y, &mut st, &mut sums);
+/// assert_eq!((total, sums), (std::f64::consts::LN_2, [1.0]));
+/// ```
+pub fn softmax_xent_dense_forward_with(
+    isa: Isa,
+    x: &[f32],
+    cols: usize,
+    t: &[f32],
+    y: &mut [f32],
+    stats: &mut [RowStats],
+    t_sums: &mut [f32],
+) -> f64 {
+    assert!(
+        t.len() == x.len() && t_sums.len() == stats.len(),
+        "softmax_xent: targets must match the logits"
+    );
+    softmax_rows_with(isa, x, cols, y, stats);
+    let rows = x.chunks_exact(cols).zip(t.chunks_exact(cols));
+    let mut total = 0.0f64;
+    for ((x, t), (st, t_sum)) in rows.zip(stats.iter().zip(t_sums.iter_mut())) {
+        let (loss, sum_t) = dense_row_loss(x, t, st);
+        *t_sum = sum_t as f32;
+        total += loss;
     }
     total
 }
 
 /// The gradient `dx = scale · (y − onehot(labels))` of the index-label
 /// cross-entropy times `scale` (= dout / N for the mean loss), on `isa`.
+/// `stats` are the forward's, from which `1 − p_top` is taken exactly.
 ///
 /// # Panics
 /// If the slices do not describe `labels.len()` rows of `cols > 0` elements,
@@ -500,8 +524,10 @@ pub fn softmax_xent_index_forward_with(
 /// ```
 /// # use densegrad::kernels::softmax::*;
 /// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut st) = ([0.0; 2], [RowStats::default()]);
+/// softmax_xent_index_forward_with(Isa::best(), &[0.0, 0.0], 2, &[1], &mut y, &mut st);
 /// let mut dx = [0.0; 2];
-/// softmax_xent_index_backward_with(Isa::best(), &[0.5, 0.5], 2, &[1], &[(0.5, 0.5)], 1.0, &mut dx);
+/// softmax_xent_index_backward_with(Isa::best(), &y, 2, &[1], &st, 1.0, &mut dx);
 /// assert_eq!(dx, [0.5, -0.5]);
 /// ```
 pub fn softmax_xent_index_backward_with(
@@ -509,7 +535,7 @@ pub fn softmax_xent_index_backward_with(
     y: &[f32],
     cols: usize,
     labels: &[usize],
-    top: &[TopProb],
+    stats: &[RowStats],
     scale: f32,
     dx: &mut [f32],
 ) {
@@ -518,7 +544,7 @@ pub fn softmax_xent_index_backward_with(
         cols > 0
             && Some(y.len()) == rows.checked_mul(cols)
             && y.len() == dx.len()
-            && top.len() == rows
+            && stats.len() == rows
     );
     let per = rows_per_task(rows, cols);
     if per >= rows {
@@ -528,7 +554,7 @@ pub fn softmax_xent_index_backward_with(
                 y,
                 cols,
                 labels,
-                top,
+                stats,
                 scale,
                 dx,
             },
@@ -537,15 +563,15 @@ pub fn softmax_xent_index_backward_with(
     }
     y.par_chunks(per * cols)
         .zip(dx.par_chunks_mut(per * cols))
-        .zip(labels.par_chunks(per).zip(top.par_chunks(per)))
-        .for_each(|((y, dx), (labels, top))| {
+        .zip(labels.par_chunks(per).zip(stats.par_chunks(per)))
+        .for_each(|((y, dx), (labels, stats))| {
             dispatch(
                 isa,
                 IndexBackwardBlock {
                     y,
                     cols,
                     labels,
-                    top,
+                    stats,
                     scale,
                     dx,
                 },
@@ -558,16 +584,19 @@ pub fn softmax_xent_index_backward_with(
 ///
 /// # Panics
 /// If the slices do not describe `t_sums.len()` rows of `cols > 0` elements.
-// Plain buffers in, plain buffer out, as every kernel here: the argument list
-// is the data flow.
 ///
 /// ```
 /// # use densegrad::kernels::softmax::*;
 /// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut st, mut sums) = ([0.0; 2], [RowStats::default()], [0.0]);
+/// let t = [0.0, 1.0];
+/// softmax_xent_dense_forward_with(Isa::best(), &[0.0, 0.0], 2, &t, &mut y, &mut st, &mut sums);
 /// let mut dx = [0.0; 2];
-/// softmax_xent_dense_backward_with(Isa::best(), &[0.5, 0.5], 2, &[0.0, 1.0], &[1.0], &[(0.5, 0.5)], 2.0, &mut dx);
+/// softmax_xent_dense_backward_with(Isa::best(), &y, 2, &t, &sums, &st, 2.0, &mut dx);
 /// assert_eq!(dx, [1.0, -1.0]);
 /// ```
+// Plain buffers in, plain buffer out, as every kernel here: the argument list
+// is the data flow.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_xent_dense_backward_with(
     isa: Isa,
@@ -575,13 +604,13 @@ pub fn softmax_xent_dense_backward_with(
     cols: usize,
     t: &[f32],
     t_sums: &[f32],
-    top: &[TopProb],
+    stats: &[RowStats],
     scale: f32,
     dx: &mut [f32],
 ) {
     let rows = t_sums.len();
     assert!(cols > 0 && Some(y.len()) == rows.checked_mul(cols) && y.len() == dx.len());
-    assert!(t.len() == y.len() && top.len() == rows);
+    assert!(t.len() == y.len() && stats.len() == rows);
     let per = rows_per_task(rows, cols);
     if per >= rows {
         dispatch(
@@ -591,7 +620,7 @@ pub fn softmax_xent_dense_backward_with(
                 cols,
                 t,
                 t_sums,
-                top,
+                stats,
                 scale,
                 dx,
             },
@@ -602,9 +631,9 @@ pub fn softmax_xent_dense_backward_with(
         .zip(dx.par_chunks_mut(per * cols))
         .zip(
             t.par_chunks(per * cols)
-                .zip(t_sums.par_chunks(per).zip(top.par_chunks(per))),
+                .zip(t_sums.par_chunks(per).zip(stats.par_chunks(per))),
         )
-        .for_each(|((y, dx), (t, (t_sums, top)))| {
+        .for_each(|((y, dx), (t, (t_sums, stats)))| {
             dispatch(
                 isa,
                 DenseBackwardBlock {
@@ -612,7 +641,7 @@ pub fn softmax_xent_dense_backward_with(
                     cols,
                     t,
                     t_sums,
-                    top,
+                    stats,
                     scale,
                     dx,
                 },

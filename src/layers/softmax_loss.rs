@@ -1,7 +1,7 @@
 use crate::kernels::simd::Isa;
 use crate::kernels::softmax::{
-    dense_row_loss, softmax_rows_with, softmax_xent_dense_backward_with,
-    softmax_xent_index_backward_with, softmax_xent_index_forward_with, RowStats, TopProb,
+    softmax_xent_dense_backward_with, softmax_xent_dense_forward_with,
+    softmax_xent_index_backward_with, softmax_xent_index_forward_with, RowStats,
 };
 use crate::{Error, Tensor};
 
@@ -164,9 +164,6 @@ pub struct SoftmaxWithLoss {
     n: usize,
     c: usize,
     stats: Vec<RowStats>,
-    /// Per row: the top probability and `1 − p_top` (see `kernels::softmax`).
-    top: Vec<TopProb>,
-    losses: Vec<f64>,
     index: Vec<usize>,
     t: Vec<f32>,
     t_sums: Vec<f32>,
@@ -183,8 +180,6 @@ impl Default for SoftmaxWithLoss {
             n: 0,
             c: 0,
             stats: Vec::new(),
-            top: Vec::new(),
-            losses: Vec::new(),
             index: Vec::new(),
             t: Vec::new(),
             t_sums: Vec::new(),
@@ -231,8 +226,6 @@ impl SoftmaxWithLoss {
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
         self.stats.resize(n, RowStats::default());
-        self.top.resize(n, (0.0, 0.0));
-        self.losses.resize(n, 0.0);
         let total = match t {
             Labels::Index(idx) => {
                 self.index.clear();
@@ -245,28 +238,23 @@ impl SoftmaxWithLoss {
                     idx,
                     &mut self.y,
                     &mut self.stats,
-                    &mut self.losses,
                 )
             }
             Labels::OneHot(t) => {
                 super::store(&mut self.t, t.data());
                 self.t_sums.resize(n, 0.0);
                 self.kind = Some(LabelKind::Dense);
-                softmax_rows_with(self.isa, x.data(), c, &mut self.y, &mut self.stats);
-                let mut total = 0.0f64;
-                let rows = x.data().chunks_exact(c).zip(t.data().chunks_exact(c));
-                for ((x, t), (st, t_sum)) in rows.zip(self.stats.iter().zip(self.t_sums.iter_mut()))
-                {
-                    let (loss, sum_t) = dense_row_loss(x, t, st);
-                    *t_sum = sum_t as f32;
-                    total += loss;
-                }
-                total
+                softmax_xent_dense_forward_with(
+                    self.isa,
+                    x.data(),
+                    c,
+                    t.data(),
+                    &mut self.y,
+                    &mut self.stats,
+                    &mut self.t_sums,
+                )
             }
         };
-        for (top, st) in self.top.iter_mut().zip(&self.stats) {
-            *top = (st.p_top(), st.one_minus_p_top());
-        }
         self.shape.clear();
         self.shape.extend_from_slice(x.shape());
         self.n = n;
@@ -315,7 +303,7 @@ impl SoftmaxWithLoss {
                 &self.y,
                 self.c,
                 &self.index,
-                &self.top,
+                &self.stats,
                 scale,
                 dx,
             ),
@@ -325,7 +313,7 @@ impl SoftmaxWithLoss {
                 self.c,
                 &self.t,
                 &self.t_sums,
-                &self.top,
+                &self.stats,
                 scale,
                 dx,
             ),
