@@ -71,8 +71,8 @@ pub use error::Error;
 pub use functional::{log_softmax, softmax};
 pub use init::Init;
 pub use layers::{
-    cross_entropy, Affine, BatchNorm, Dropout, Labels, Layer, LeakyRelu, Relu, Sigmoid,
-    SoftmaxWithLoss, Tanh,
+    cross_entropy, Affine, BatchNorm, Convolution, Dropout, Labels, Layer, LeakyRelu, Pooling,
+    Relu, Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
 };
 pub use net::{Activation, Sequential};
 pub use tensor::Tensor;

@@ -318,8 +318,15 @@ impl Sequential {
         }
         let (mut loss, mut correct) = (0.0f64, 0usize);
         let mut chunk = Tensor::zeros(&[0]);
+        // Each chunk keeps the shape of a sample ((N, C, H, W) stays 4-D).
+        let mut shape = vec![0, f];
+        if x.ndim() > 2 {
+            shape.truncate(1);
+            shape.extend_from_slice(&x.shape()[1..]);
+        }
         for (start, rows) in (0..n).step_by(batch).map(|s| (s, batch.min(n - s))) {
-            chunk.resize_buffer(&[rows, f]);
+            shape[0] = rows;
+            chunk.resize_buffer(&shape);
             chunk
                 .data_mut()
                 .copy_from_slice(&x.data()[start * f..(start + rows) * f]);

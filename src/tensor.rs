@@ -270,6 +270,36 @@ impl Tensor {
         self.shape.extend_from_slice(shape);
         self.data.resize(n, 0.0);
     }
+
+    /// [`resize_buffer`](Tensor::resize_buffer) for a shape that input
+    /// controls: an `Err` (naming `op`) instead of an abort when the element
+    /// count overflows or the memory cannot be had.
+    pub(crate) fn try_resize_buffer(
+        &mut self,
+        op: &'static str,
+        shape: &[usize],
+    ) -> Result<(), Error> {
+        let n = checked_numel(shape).ok_or_else(|| {
+            Error::shape(
+                op,
+                format!("shape {shape:?} has more elements than memory can hold"),
+            )
+        })?;
+        if n > self.data.len() {
+            self.data
+                .try_reserve_exact(n - self.data.len())
+                .map_err(|_| {
+                    Error::shape(
+                        op,
+                        format!(
+                            "shape {shape:?} needs {n} f32s, more memory than can be allocated"
+                        ),
+                    )
+                })?;
+        }
+        self.resize_buffer(shape);
+        Ok(())
+    }
 }
 
 /// How many items of each dimension are printed before eliding (numpy's

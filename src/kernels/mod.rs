@@ -11,6 +11,8 @@
 //! - [`softmax`]: row-wise max, log-sum-exp, softmax, log-softmax and the
 //!   fused softmax-cross-entropy forward/backward.
 //! - [`reduce`]: column sums (for `db`) and row broadcast (for `+ b`).
+//! - [`window`], [`conv`], [`pool`]: 2-D window geometry, convolution as
+//!   im2col + sgemm (forward and backward), and max pooling.
 //! - [`gemm`]: a checked `sgemm` wrapper, one of the two places with `unsafe`.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA (the other place with `unsafe`).
@@ -25,9 +27,12 @@
 //! ```
 
 pub mod activation;
+pub mod conv;
 pub mod gemm;
 pub mod optim;
 pub mod parallel;
+pub mod pool;
 pub mod reduce;
 pub mod simd;
 pub mod softmax;
+pub mod window;

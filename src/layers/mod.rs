@@ -7,17 +7,23 @@
 
 mod affine;
 mod batchnorm;
+mod conv;
 mod dropout;
 mod elementwise;
+mod pool;
 mod relu;
+mod reshape;
 mod sigmoid;
 mod softmax_loss;
 
 pub use affine::Affine;
 pub use batchnorm::BatchNorm;
+pub use conv::Convolution;
 pub use dropout::Dropout;
 pub use elementwise::{LeakyRelu, Tanh};
+pub use pool::Pooling;
 pub use relu::Relu;
+pub use reshape::Reshape;
 pub use sigmoid::Sigmoid;
 pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
 

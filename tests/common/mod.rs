@@ -225,3 +225,80 @@ pub fn cases(default: u32) -> ProptestConfig {
         .unwrap_or(default);
     ProptestConfig::with_cases(n)
 }
+
+/// 2-D convolution in f64, NCHW, zero padding: y (n, fnum, oh, ow).
+/// `xs` = [n, c, h, w], `ws` = [fnum, c, fh, fw]. The direct six-loop sum.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d64(
+    x: &[f64],
+    xs: [usize; 4],
+    w: &[f64],
+    ws: [usize; 4],
+    b: &[f64],
+    stride: usize,
+    pad: usize,
+) -> (Vec<f64>, usize, usize) {
+    let [n, c, h, wd] = xs;
+    let [fnum, _, fh, fw] = ws;
+    let oh = (h + 2 * pad - fh) / stride + 1;
+    let ow = (wd + 2 * pad - fw) / stride + 1;
+    let mut y = vec![0.0; n * fnum * oh * ow];
+    for s in 0..n {
+        for f in 0..fnum {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b[f];
+                    for ch in 0..c {
+                        for i in 0..fh {
+                            for j in 0..fw {
+                                let iy = (oy * stride + i) as isize - pad as isize;
+                                let ix = (ox * stride + j) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                acc += x[((s * c + ch) * h + iy as usize) * wd + ix as usize]
+                                    * w[((f * c + ch) * fh + i) * fw + j];
+                            }
+                        }
+                    }
+                    y[((s * fnum + f) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    (y, oh, ow)
+}
+
+/// Max pooling in f64 over the window's input pixels (padding never wins):
+/// y (n, c, oh, ow).
+pub fn maxpool64(
+    x: &[f64],
+    xs: [usize; 4],
+    ph: usize,
+    pw: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f64>, usize, usize) {
+    let [n, c, h, w] = xs;
+    let oh = (h + 2 * pad - ph) / stride + 1;
+    let ow = (w + 2 * pad - pw) / stride + 1;
+    let mut y = Vec::with_capacity(n * c * oh * ow);
+    for plane in x.chunks(h * w) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = f64::NEG_INFINITY;
+                for i in 0..ph {
+                    for j in 0..pw {
+                        let iy = (oy * stride + i) as isize - pad as isize;
+                        let ix = (ox * stride + j) as isize - pad as isize;
+                        if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                            best = best.max(plane[iy as usize * w + ix as usize]);
+                        }
+                    }
+                }
+                y.push(best);
+            }
+        }
+    }
+    (y, oh, ow)
+}

@@ -1,0 +1,284 @@
+//! 2-D max pooling over (H, W) planes, forward and backward.
+//!
+//! The forward pass takes the maximum of each window and remembers where it
+//! was (its index in the plane, `h·W + w`); the backward pass sends each
+//! output's gradient to that position, summing where windows overlap.
+//! Padding never wins: a window's maximum is over its input pixels only, as
+//! PyTorch's `max_pool2d` (which pads with −∞). Among equal values the first
+//! in row-major order wins; a NaN always wins (the output is NaN).
+//!
+//! Work is split by planes, each plane's outputs computed by one task, so
+//! results are bitwise identical for any number of threads.
+//!
+//! ```
+//! use densegrad::kernels::{pool::*, window::Window2d};
+//! let g = Window2d::new("pool", 1, 2, 4, 2, 2, 2, 0)?;
+//! let x = [1.0, 5.0, -1.0, -2.0,
+//!          3.0, 2.0, -4.0, -3.0];
+//! let (mut y, mut at) = ([0.0; 2], [0u32; 2]);
+//! max_pool_forward(&x, &g, &mut y, &mut at);
+//! assert_eq!((y, at), ([5.0, -1.0], [1, 2]));
+//! let mut dx = [9.0; 8];
+//! max_pool_backward(&[10.0, 20.0], &at, &g, &mut dx);
+//! assert_eq!(dx, [0.0, 10.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+//! # Ok::<(), densegrad::Error>(())
+//! ```
+
+use rayon::prelude::*;
+
+use super::parallel::rows_per_task;
+use super::window::Window2d;
+
+/// The index [`max_pool_forward`] records for a window that covers no input
+/// pixel (only padding): its output is −∞ and its gradient goes nowhere.
+pub const NO_INPUT: u32 = u32::MAX;
+
+/// Planes in `len` values of whole samples of `g`, and the values per plane.
+fn planes(g: &Window2d, len: usize, what: &str) -> (usize, usize) {
+    let hw = g.in_h() * g.in_w();
+    assert!(
+        len.is_multiple_of(g.in_len()),
+        "max pool: {what} does not hold whole samples"
+    );
+    assert!(
+        hw <= NO_INPUT as usize,
+        "max pool: a {}×{} plane has more positions than u32 indexes",
+        g.in_h(),
+        g.in_w()
+    );
+    (len / hw, hw)
+}
+
+/// `y` = the maximum of each window of `x`, `argmax` = its position in its
+/// plane. `x` holds whole samples of `g` (any number of them: N·C planes of
+/// H×W); `y` and `argmax` hold the matching (OH, OW) planes.
+///
+/// # Panics
+/// If the lengths disagree, or a plane has more than `u32::MAX` positions.
+///
+/// ```
+/// use densegrad::kernels::{pool::*, window::Window2d};
+/// // Pad 1 with a 2×2 window, stride 2: the corner window sees x[0] alone,
+/// // and a negative value still wins over the padding.
+/// let g = Window2d::new("pool", 1, 2, 2, 2, 2, 2, 1)?;
+/// let (mut y, mut at) = ([0.0; 4], [0u32; 4]);
+/// max_pool_forward(&[-1.0, -2.0, -3.0, -4.0], &g, &mut y, &mut at);
+/// assert_eq!(y, [-1.0, -2.0, -3.0, -4.0]);
+/// assert_eq!(at, [0, 1, 2, 3]);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+pub fn max_pool_forward(x: &[f32], g: &Window2d, y: &mut [f32], argmax: &mut [u32]) {
+    let (planes, hw) = planes(g, x.len(), "x");
+    let out = g.out_h() * g.out_w();
+    assert_eq!(y.len(), planes * out, "max pool forward: y length");
+    assert_eq!(
+        argmax.len(),
+        planes * out,
+        "max pool forward: argmax length"
+    );
+    let per = rows_per_task(planes, hw);
+    let task = |((x, y), at): ((&[f32], &mut [f32]), &mut [u32])| {
+        for ((x, y), at) in x
+            .chunks_exact(hw)
+            .zip(y.chunks_exact_mut(out))
+            .zip(at.chunks_exact_mut(out))
+        {
+            forward_plane(x, g, y, at);
+        }
+    };
+    if per < planes {
+        x.par_chunks(per * hw)
+            .zip(y.par_chunks_mut(per * out))
+            .zip(argmax.par_chunks_mut(per * out))
+            .for_each(task);
+    } else {
+        task(((x, y), argmax));
+    }
+}
+
+/// The input rows (or columns) under window position `o`: `o·s − pad ..
+/// o·s − pad + k`, clipped to `0..len`.
+#[inline]
+fn span(o: usize, s: usize, pad: usize, k: usize, len: usize) -> std::ops::Range<usize> {
+    let start = o * s;
+    let lo = start.saturating_sub(pad).min(len);
+    let hi = (start + k).saturating_sub(pad).min(len);
+    lo..hi.max(lo)
+}
+
+fn forward_plane(x: &[f32], g: &Window2d, y: &mut [f32], at: &mut [u32]) {
+    let (kh, kw) = g.kernel();
+    let (h, w, ow, s, pad) = (g.in_h(), g.in_w(), g.out_w(), g.stride(), g.pad());
+    if (kh, kw, s, pad) == (2, 2, 2, 0) {
+        return forward_plane_2x2(x, g, y, at);
+    }
+    for (oy, (yrow, arow)) in y
+        .chunks_exact_mut(ow)
+        .zip(at.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let rows = span(oy, s, pad, kh, h);
+        for (ox, (yv, av)) in yrow.iter_mut().zip(arow.iter_mut()).enumerate() {
+            let cols = span(ox, s, pad, kw, w);
+            let (mut best, mut best_at) = (f32::NEG_INFINITY, NO_INPUT);
+            if !cols.is_empty() && !rows.is_empty() {
+                best_at = (rows.start * w + cols.start) as u32;
+            }
+            for iy in rows.clone() {
+                for ix in cols.clone() {
+                    let v = x[iy * w + ix];
+                    if v > best || v.is_nan() {
+                        best = v;
+                        best_at = (iy * w + ix) as u32;
+                    }
+                }
+            }
+            *yv = best;
+            *av = best_at;
+        }
+    }
+}
+
+/// The book's (and W5's) 2×2 window with stride 2: the same comparisons in
+/// the same order, without the general loop's range arithmetic.
+fn forward_plane_2x2(x: &[f32], g: &Window2d, y: &mut [f32], at: &mut [u32]) {
+    let (w, ow) = (g.in_w(), g.out_w());
+    for (oy, (yrow, arow)) in y
+        .chunks_exact_mut(ow)
+        .zip(at.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let top = &x[2 * oy * w..][..2 * ow];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * ow];
+        let base = (2 * oy * w) as u32;
+        for (ox, (yv, av)) in yrow.iter_mut().zip(arow.iter_mut()).enumerate() {
+            let i = 2 * ox;
+            let cand = [
+                (top[i], i as u32),
+                (top[i + 1], i as u32 + 1),
+                (bottom[i], (w + i) as u32),
+                (bottom[i + 1], (w + i) as u32 + 1),
+            ];
+            let (mut best, mut best_at) = (f32::NEG_INFINITY, base + i as u32);
+            for (v, a) in cand {
+                if v > best || v.is_nan() {
+                    best = v;
+                    best_at = base + a;
+                }
+            }
+            *yv = best;
+            *av = best_at;
+        }
+    }
+}
+
+/// `dx` = the gradient of [`max_pool_forward`]: each `dy` value added at
+/// its window's `argmax` position, 0 elsewhere. `dx` is overwritten.
+///
+/// # Panics
+/// If the lengths disagree, or an index in `argmax` is outside its plane
+/// (other than [`NO_INPUT`]).
+///
+/// ```
+/// use densegrad::kernels::{pool::*, window::Window2d};
+/// // Overlapping 2×2 windows, stride 1: x[4] is the max of all four.
+/// let g = Window2d::new("pool", 1, 3, 3, 2, 2, 1, 0)?;
+/// let x = [0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0];
+/// let (mut y, mut at) = ([0.0; 4], [0u32; 4]);
+/// max_pool_forward(&x, &g, &mut y, &mut at);
+/// let mut dx = [0.0; 9];
+/// max_pool_backward(&[1.0, 2.0, 3.0, 4.0], &at, &g, &mut dx);
+/// assert_eq!(dx[4], 10.0);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+pub fn max_pool_backward(dy: &[f32], argmax: &[u32], g: &Window2d, dx: &mut [f32]) {
+    let (planes, hw) = planes(g, dx.len(), "dx");
+    let out = g.out_h() * g.out_w();
+    assert_eq!(dy.len(), planes * out, "max pool backward: dy length");
+    assert_eq!(
+        argmax.len(),
+        planes * out,
+        "max pool backward: argmax length"
+    );
+    let per = rows_per_task(planes, hw);
+    let task = |((dx, dy), at): ((&mut [f32], &[f32]), &[u32])| {
+        dx.fill(0.0);
+        for ((dx, dy), at) in dx
+            .chunks_exact_mut(hw)
+            .zip(dy.chunks_exact(out))
+            .zip(at.chunks_exact(out))
+        {
+            for (&d, &a) in dy.iter().zip(at) {
+                if a != NO_INPUT {
+                    dx[a as usize] += d;
+                }
+            }
+        }
+    };
+    if per < planes {
+        dx.par_chunks_mut(per * hw)
+            .zip(dy.par_chunks(per * out))
+            .zip(argmax.par_chunks(per * out))
+            .for_each(task);
+    } else {
+        task(((dx, dy), argmax));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_2x2_path_matches_the_general_one() {
+        for (h, w) in [(2, 2), (3, 5), (6, 4), (7, 7)] {
+            let g = Window2d::new("t", 2, h, w, 2, 2, 2, 0).unwrap();
+            let x: Vec<f32> = (0..g.in_len())
+                .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+                .collect();
+            let out = g.out_h() * g.out_w();
+            let (mut y1, mut a1) = (vec![0.0; out], vec![0; out]);
+            let (mut y2, mut a2) = (vec![0.0; out], vec![0; out]);
+            for p in 0..2 {
+                let plane = &x[p * h * w..][..h * w];
+                forward_plane_2x2(plane, &g, &mut y1, &mut a1);
+                // The general loop, reached through a geometry it does not
+                // special-case but that reads the same windows.
+                let (rows, cols) = (g.out_h(), g.out_w());
+                for oy in 0..rows {
+                    for ox in 0..cols {
+                        let (mut best, mut at) = (f32::NEG_INFINITY, NO_INPUT);
+                        for iy in span(oy, 2, 0, 2, h) {
+                            for ix in span(ox, 2, 0, 2, w) {
+                                let v = plane[iy * w + ix];
+                                if at == NO_INPUT || v > best || v.is_nan() {
+                                    best = v;
+                                    at = (iy * w + ix) as u32;
+                                }
+                            }
+                        }
+                        y2[oy * cols + ox] = best;
+                        a2[oy * cols + ox] = at;
+                    }
+                }
+                assert_eq!((&y1, &a1), (&y2, &a2));
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_over_padding_only_is_minus_infinity_and_takes_no_gradient() {
+        // h = w = 1, a 1×1 window with pad 1: 3×3 outputs, 8 of them on padding.
+        let g = Window2d::new("t", 1, 1, 1, 1, 1, 1, 1).unwrap();
+        let (mut y, mut at) = ([0.0; 9], [0u32; 9]);
+        max_pool_forward(&[2.0], &g, &mut y, &mut at);
+        assert_eq!(y[4], 2.0);
+        assert!(y
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| i == 4 || v == f32::NEG_INFINITY));
+        let mut dx = [0.0];
+        max_pool_backward(&[1.0; 9], &at, &g, &mut dx);
+        assert_eq!(dx, [1.0]);
+    }
+}
