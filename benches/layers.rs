@@ -1,6 +1,7 @@
-//! Criterion benchmarks for DESIGN.md's workloads W1–W4, each beside its
+//! Criterion benchmarks for DESIGN.md's workloads W1–W5, each beside its
 //! baseline in the same run:
-//! - W1, W4: raw `matrixmultiply::sgemm` for the same products (1 thread);
+//! - W1, W4, W5: raw `matrixmultiply::sgemm` for the same products (1 thread;
+//!   W5 also one im2col pass over its batch);
 //! - W2: `copy_from_slice` of the same bytes;
 //! - W3: Sigmoid forward on as many elements.
 //!
@@ -9,9 +10,12 @@
 //! Set `DENSEGRAD_BENCH=quick` for shorter measurements.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use densegrad::kernels::conv::im2col;
+use densegrad::kernels::window::Window2d;
 use densegrad::optim::{Optimizer, Sgd};
 use densegrad::{
-    Activation, Affine, Init, Labels, Layer, Relu, Sequential, Sigmoid, SoftmaxWithLoss, Tensor,
+    Activation, Affine, Convolution, Init, Labels, Layer, Pooling, Relu, Sequential, Sigmoid,
+    SoftmaxWithLoss, Tensor,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -340,6 +344,146 @@ fn w4_training_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The book's SimpleConvNet (DESIGN.md W5): (100, 1, 28, 28) → Convolution
+/// 30×5×5 → ReLU → Pooling 2×2/2 → Affine 4320→100 → ReLU → Affine 100→10
+/// → SoftmaxWithLoss, std 0.01 weights, one SGD step (lr 0.1).
+fn simple_conv_net() -> Sequential {
+    Sequential::new()
+        .with(
+            Convolution::new(
+                normal(&[30, 1, 5, 5], 21).scaled(0.01),
+                Tensor::zeros(&[30]),
+                1,
+                0,
+            )
+            .unwrap(),
+        )
+        .with(Relu::new())
+        .with(Pooling::new(2, 2, 2, 0).unwrap())
+        .with(Affine::new(normal(&[4320, 100], 22).scaled(0.01), Tensor::zeros(&[100])).unwrap())
+        .with(Relu::new())
+        .with(Affine::new(normal(&[100, 10], 23).scaled(0.01), Tensor::zeros(&[10])).unwrap())
+}
+
+trait Scaled {
+    fn scaled(self, s: f32) -> Self;
+}
+
+impl Scaled for Tensor {
+    fn scaled(mut self, s: f32) -> Tensor {
+        self.data_mut().iter_mut().for_each(|v| *v *= s);
+        self
+    }
+}
+
+fn w5_conv_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("W5");
+    let batch = 100;
+    let x = Tensor::new(
+        &[batch, 1, 28, 28],
+        normal(&[batch * 784], 20)
+            .data()
+            .iter()
+            .map(|v| v.abs().min(1.0))
+            .collect(),
+    )
+    .unwrap();
+    let labels: Vec<usize> = (0..batch).map(|i| (i * 7) % 10).collect();
+
+    // The baseline: the step's raw sgemm calls (per sample, the conv
+    // forward W·col and dW += dY·colᵀ; the two Affine layers' forward, dW
+    // and dX but the first layer's dX, as Sequential does) plus one im2col
+    // pass over the batch.
+    let geom = Window2d::new("bench", 1, 28, 28, 5, 5, 1, 0).unwrap();
+    let (ck, pix) = (geom.col_rows(), geom.col_cols());
+    let cw = normal(&[30, ck], 24);
+    let mut cols = vec![0.0f32; batch * ck * pix];
+    let mut cy = vec![0.0f32; batch * 30 * pix];
+    let mut cdw = vec![0.0f32; 30 * ck];
+    let mut fcs = [
+        RawAffine::new(
+            &normal(&[batch, 4320], 25),
+            &normal(&[4320, 100], 26),
+            &normal(&[batch, 100], 27),
+        ),
+        RawAffine::new(
+            &normal(&[batch, 100], 28),
+            &normal(&[100, 10], 29),
+            &normal(&[batch, 10], 30),
+        ),
+    ];
+    g.bench_function("raw sgemm calls + im2col", |b| {
+        b.iter(|| {
+            for (xs, col) in x
+                .data()
+                .chunks_exact(784)
+                .zip(cols.chunks_exact_mut(ck * pix))
+            {
+                im2col(xs, &geom, col);
+            }
+            for (col, y) in cols
+                .chunks_exact(ck * pix)
+                .zip(cy.chunks_exact_mut(30 * pix))
+            {
+                raw_sgemm(
+                    30,
+                    ck,
+                    pix,
+                    cw.data(),
+                    ck as isize,
+                    1,
+                    col,
+                    pix as isize,
+                    1,
+                    y,
+                );
+            }
+            for (col, dy) in cols.chunks_exact(ck * pix).zip(cy.chunks_exact(30 * pix)) {
+                raw_sgemm(
+                    30,
+                    pix,
+                    ck,
+                    dy,
+                    pix as isize,
+                    1,
+                    col,
+                    1,
+                    pix as isize,
+                    &mut cdw,
+                );
+            }
+            for fc in fcs.iter_mut() {
+                fc.forward();
+                fc.backward_dw();
+            }
+            fcs[1].backward_dx();
+            black_box(&cdw);
+        })
+    });
+    g.bench_function("im2col pass", |b| {
+        b.iter(|| {
+            for (xs, col) in x
+                .data()
+                .chunks_exact(784)
+                .zip(cols.chunks_exact_mut(ck * pix))
+            {
+                im2col(xs, &geom, col);
+            }
+            black_box(&cols);
+        })
+    });
+    for (t, pool) in pools() {
+        let mut net = simple_conv_net();
+        let mut opt = Sgd::new(0.1);
+        bench_in(&mut g, BenchmarkId::new("sgd step", t), &pool, || {
+            black_box(net.loss(black_box(&x), Labels::Index(&labels)).unwrap());
+            net.backward().unwrap();
+            opt.step(&mut net).unwrap();
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     let quick = std::env::var("DENSEGRAD_BENCH").as_deref() == Ok("quick");
     let (warm, meas, samples) = if quick {
@@ -356,6 +500,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = w1_affine, w2_activations, w3_softmax_loss, w4_training_step
+    targets = w1_affine, w2_activations, w3_softmax_loss, w4_training_step, w5_conv_step
 }
 criterion_main!(benches);

@@ -207,7 +207,10 @@ impl ColBuffers {
     /// ```
     pub fn reserve(&mut self, g: &Window2d, backward: bool) -> Result<(), Error> {
         let need = if backward {
-            g.col_len().checked_mul(2)
+            // The unrolled input with a row of ones, and its gradient.
+            g.col_len()
+                .checked_mul(2)
+                .and_then(|v| v.checked_add(g.col_cols()))
         } else {
             Some(g.col_len())
         };
@@ -318,7 +321,7 @@ pub fn conv2d_forward(
 }
 
 /// The length of the `partials` buffer [`conv2d_backward`] needs for `n`
-/// samples: one (FN·C·FH·FW + FN) partial gradient per chunk.
+/// samples: one (FN, C·FH·FW + 1) partial `[dW | db]` per chunk.
 ///
 /// ```
 /// use densegrad::kernels::{conv::*, window::Window2d};
@@ -395,26 +398,25 @@ pub fn conv2d_backward(
     let want_dx = dx.is_some();
     let wt = MatRef::row_major(w, filters, ck).t();
     // One chunk: its samples' dW and db summed in order into `partial`, and
-    // its samples' dX.
+    // its samples' dX. The im2col matrix gets a last row of ones, so that
+    // one product gives [dW | db] = dY·[col; 1]ᵀ, the bias gradient summed
+    // by the vectorised sgemm rather than a serial loop.
     let chunk = |x: &[f32], dy: &[f32], partial: &mut [f32], mut dx: Option<&mut [f32]>| {
-        let (pdw, pdb) = partial.split_at_mut(filters * ck);
         for (s, (x, dy)) in x
             .chunks_exact(g.in_len())
             .zip(dy.chunks_exact(filters * pix))
             .enumerate()
         {
-            let first = s == 0;
-            for (d, row) in pdb.iter_mut().zip(dy.chunks_exact(pix)) {
-                let sum: f32 = row.iter().sum();
-                *d = if first { sum } else { *d + sum };
-            }
-            let beta = if first { 0.0 } else { 1.0 };
+            let beta = if s == 0 { 0.0 } else { 1.0 };
             let dym = MatRef::row_major(dy, filters, pix);
-            let buf_len = if want_dx { 2 * col_len } else { col_len };
+            let buf_len = col_len + pix + if want_dx { col_len } else { 0 };
             bufs.with(buf_len, |buf| {
-                let (col, dcol) = buf.split_at_mut(col_len);
+                let (col1, dcol) = buf.split_at_mut(col_len + pix);
+                let (col, ones) = col1.split_at_mut(col_len);
                 im2col(x, g, col);
-                gemm(1.0, dym, MatRef::row_major(col, ck, pix).t(), beta, pdw);
+                ones.fill(1.0);
+                let col1 = MatRef::row_major(col1, ck + 1, pix);
+                gemm(1.0, dym, col1.t(), beta, partial);
                 if let Some(dx) = dx.as_deref_mut() {
                     gemm(1.0, wt, dym, 0.0, dcol);
                     col2im(dcol, g, &mut dx[s * g.in_len()..][..g.in_len()]);
@@ -455,12 +457,15 @@ pub fn conv2d_backward(
     }
     // The chunks' partial gradients, added in chunk order.
     for p in partials.chunks_exact(ps) {
-        let (pdw, pdb) = p.split_at(filters * ck);
-        for (d, v) in dw.iter_mut().zip(pdw) {
-            *d += v;
-        }
-        for (d, v) in db.iter_mut().zip(pdb) {
-            *d += v;
+        for ((dw, db), p) in dw
+            .chunks_exact_mut(ck)
+            .zip(db.iter_mut())
+            .zip(p.chunks_exact(ck + 1))
+        {
+            for (d, v) in dw.iter_mut().zip(p) {
+                *d += v;
+            }
+            *db += p[ck];
         }
     }
 }

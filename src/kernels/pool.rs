@@ -202,12 +202,13 @@ pub fn max_pool_backward(dy: &[f32], argmax: &[u32], g: &Window2d, dx: &mut [f32
     );
     let per = rows_per_task(planes, hw);
     let task = |((dx, dy), at): ((&mut [f32], &[f32]), &[u32])| {
-        dx.fill(0.0);
         for ((dx, dy), at) in dx
             .chunks_exact_mut(hw)
             .zip(dy.chunks_exact(out))
             .zip(at.chunks_exact(out))
         {
+            // Zeroed plane by plane, so that the scatter below hits cache.
+            dx.fill(0.0);
             for (&d, &a) in dy.iter().zip(at) {
                 if a != NO_INPUT {
                     dx[a as usize] += d;

@@ -321,7 +321,7 @@ mod tests {
     fn overflowing_geometries_are_refused() {
         assert!(Window2d::new("t", 1, 1, 1, 1, 1, 1, usize::MAX / 2).is_err());
         assert!(Window2d::new("t", usize::MAX, 2, 2, 1, 1, 1, 0).is_err());
-        assert!(Window2d::new("t", 1 << 20, 1 << 20, 1 << 20, 1, 1, 1, 0).is_err());
+        assert!(Window2d::new("t", 1 << 21, 1 << 21, 1 << 21, 1, 1, 1, 0).is_err());
         assert!(Window2d::new("t", 1, 1, 1, 1, 1, 1, 1 << 40).is_err());
     }
 }

@@ -301,7 +301,7 @@ impl Convolution {
                 })?;
         }
         self.partials.resize(plen, 0.0);
-        self.bufs.reserve(&g, want_dx)?;
+        self.bufs.reserve(&g, true)?;
         // W may have been replaced through `visit_params` since `new`.
         self.dw.try_resize_buffer(OP, &shape)?;
         self.db.try_resize_buffer(OP, &shape[..1])?;
