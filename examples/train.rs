@@ -1,56 +1,69 @@
-//! The main job: train an MLP on the MNIST shipped in `data/mnist`.
+//! The main job: train an MLP or a CNN on the MNIST shipped in `data/mnist`.
 //!
 //! Defaults reproduce the book's TwoLayerNet: 784-50-10, ReLU, He init, SGD
-//! with lr 0.1, batch 100, 17 epochs (10 200 iterations). Each epoch shows a
+//! with lr 0.1, batch 100, 17 epochs (10 200 iterations). `--model cnn`
+//! trains the book's SimpleConvNet instead (conv 30×5×5 → ReLU → max-pool
+//! 2×2 → Affine 100 → ReLU → Affine 10), by default with Adam, lr 0.001,
+//! batch 100, 12 epochs. Each epoch shows a
 //! progress bar, then a table row of train/test loss and accuracy; at the end
 //! the curves are plotted to `<out>/curves.svg`, the network saved to
 //! `<out>/model.safetensors` and the test-set predictions to
 //! `<out>/test_predictions.txt` (for `scripts/check_checkpoint.py`).
 //!
 //!     cargo run --release --example train
+//!     cargo run --release --example train -- --model cnn
 //!     cargo run --release --example train -- --sizes 784,1024,1024,10 --optimizer adam --lr 0.001 --batch 128 --epochs 10
 
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use densegrad::data::{load_mnist, Dataset};
 use densegrad::optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, RmsProp, Sgd};
-use densegrad::{Activation, Init, Labels, Sequential, Tensor};
+use densegrad::{
+    Activation, Affine, Convolution, Init, Labels, Pooling, Relu, Reshape, Sequential, Tensor,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
 #[derive(Parser, Debug)]
-#[command(about = "Train a densegrad MLP on MNIST")]
+#[command(about = "Train a densegrad MLP or CNN on MNIST")]
 struct Args {
     /// Directory with the four MNIST IDX files (.gz or raw).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))]
     data: PathBuf,
-    /// Layer sizes, input first.
-    #[arg(long, value_delimiter = ',', default_value = "784,50,10")]
-    sizes: Vec<usize>,
+    /// The network: the book's TwoLayerNet-style MLP, or its SimpleConvNet.
+    #[arg(long, value_enum, default_value_t = Model::Mlp)]
+    model: Model,
+    /// Layer sizes of the MLP, input first [default: 784,50,10].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
     /// Activation between layers.
     #[arg(long, value_enum, default_value_t = Act::Relu)]
     activation: Act,
     /// Weight initialization.
     #[arg(long, value_enum, default_value_t = InitArg::He)]
     init: InitArg,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = Opt::Sgd)]
-    optimizer: Opt,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    lr: f32,
+    /// Optimizer [default: sgd for the MLP, adam for the CNN].
+    #[arg(long, value_enum)]
+    optimizer: Option<Opt>,
+    /// Learning rate [default: 0.1 for the MLP, 0.001 for the CNN].
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f32>,
+    /// Learning-rate factor applied after every epoch [default: 1 for the
+    /// MLP, 0.7 for the CNN].
+    #[arg(long, allow_negative_numbers = true)]
+    lr_decay: Option<f32>,
     /// L2 weight decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f32,
     /// Mini-batch size.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 17)]
-    epochs: usize,
+    /// Passes over the training set [default: 17 for the MLP, 12 for the CNN].
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -63,6 +76,12 @@ struct Args {
     /// No progress bars (for logs and CI).
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Model {
+    Mlp,
+    Cnn,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,9 +109,91 @@ enum Opt {
     Adam,
 }
 
-fn optimizer(args: &Args) -> Box<dyn Optimizer> {
-    let (lr, wd) = (args.lr, args.weight_decay);
-    match args.optimizer {
+/// The settings after model-dependent defaults are filled in.
+struct Plan {
+    sizes: Vec<usize>,
+    optimizer: Opt,
+    lr: f32,
+    lr_decay: f32,
+    epochs: usize,
+}
+
+/// Fills in the defaults and checks every flag before any work starts:
+/// `Err` holds the sentence for a usage error (exit code 2).
+fn plan(args: &Args) -> Result<Plan, String> {
+    let cnn = args.model == Model::Cnn;
+    if cnn && args.sizes.is_some() {
+        return Err("--sizes sets the MLP's layers; it does not apply to --model cnn".into());
+    }
+    let sizes = args.sizes.clone().unwrap_or_else(|| vec![784, 50, 10]);
+    if sizes.len() < 2 || sizes[0] != 784 || sizes[sizes.len() - 1] != 10 || sizes.contains(&0) {
+        return Err(format!(
+            "--sizes {} must start with 784 (pixels), end with 10 (classes), and have no 0",
+            sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    let plan = Plan {
+        sizes,
+        optimizer: args
+            .optimizer
+            .unwrap_or(if cnn { Opt::Adam } else { Opt::Sgd }),
+        lr: args.lr.unwrap_or(if cnn { 0.001 } else { 0.1 }),
+        lr_decay: args.lr_decay.unwrap_or(if cnn { 0.7 } else { 1.0 }),
+        epochs: args.epochs.unwrap_or(if cnn { 12 } else { 17 }),
+    };
+    if !(plan.lr.is_finite() && plan.lr > 0.0) {
+        return Err(format!("--lr {} must be a finite number above 0", plan.lr));
+    }
+    if !(plan.lr_decay.is_finite() && plan.lr_decay > 0.0 && plan.lr_decay <= 1.0) {
+        return Err(format!(
+            "--lr-decay {} must be a factor in (0, 1]",
+            plan.lr_decay
+        ));
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        return Err(format!(
+            "--weight-decay {} must be a finite number of at least 0",
+            args.weight_decay
+        ));
+    }
+    if args.batch == 0 {
+        return Err("--batch 0: a batch needs at least one example".into());
+    }
+    if plan.epochs == 0 {
+        return Err("--epochs 0: training needs at least one epoch".into());
+    }
+    if args.threads == Some(0) {
+        return Err("--threads 0: training needs at least one thread".into());
+    }
+    Ok(plan)
+}
+
+/// The book's SimpleConvNet on (N, 784) rows: reshape to (N, 1, 28, 28),
+/// conv 30×5×5 → ReLU → max-pool 2×2 stride 2 → Affine 4320→100 → ReLU →
+/// Affine 100→10, every weight drawn by `init` from seeds derived from `seed`.
+fn simple_conv_net(init: Init, seed: u64) -> Result<Sequential, densegrad::Error> {
+    Ok(Sequential::new()
+        .with(Reshape::new(&[1, 28, 28])?)
+        .with(Convolution::with_init([30, 1, 5, 5], 1, 0, init, seed)?)
+        .with(Relu::new())
+        .with(Pooling::new(2, 2, 2, 0)?)
+        .with(Affine::with_init(
+            30 * 12 * 12,
+            100,
+            init,
+            seed.wrapping_add(1),
+        )?)
+        .with(Relu::new())
+        .with(Affine::with_init(100, 10, init, seed.wrapping_add(2))?))
+}
+
+fn optimizer(args: &Args, plan: &Plan) -> Box<dyn Optimizer> {
+    let (lr, wd) = (plan.lr, args.weight_decay);
+    match plan.optimizer {
         Opt::Sgd => Box::new(Sgd::new(lr).with_weight_decay(wd)),
         Opt::Momentum => Box::new(Momentum::new(lr, 0.9).with_weight_decay(wd)),
         Opt::Nesterov => Box::new(Nesterov::new(lr, 0.9).with_weight_decay(wd)),
@@ -184,26 +285,31 @@ fn plot(path: &std::path::Path, rows: &[EpochRow]) -> Result<(), Box<dyn Error>>
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() {
     let args = Args::parse();
+    let plan = match plan(&args) {
+        Ok(plan) => plan,
+        // A usage error: clap's format and exit code 2.
+        Err(msg) => Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, msg)
+            .exit(),
+    };
+    if let Err(e) = run(&args, &plan) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args, plan: &Plan) -> Result<(), Box<dyn Error>> {
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()?;
     }
     let start = Instant::now();
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create --out {}: {e}", args.out.display()))?;
     let mnist = load_mnist(&args.data)?;
-    if args.sizes.first() != Some(&mnist.train.features())
-        || args.sizes.last() != Some(&mnist.train.classes)
-    {
-        return Err(format!(
-            "--sizes {:?} must start with {} (pixels) and end with {} (classes)",
-            args.sizes,
-            mnist.train.features(),
-            mnist.train.classes
-        )
-        .into());
-    }
     let activation = match args.activation {
         Act::Relu => Activation::Relu,
         Act::Sigmoid => Activation::Sigmoid,
@@ -215,19 +321,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         InitArg::Xavier => Init::Xavier,
         InitArg::Normal => Init::Normal { std: 0.01 },
     };
-    let mut net = Sequential::mlp(&args.sizes, activation, init, args.seed)?;
-    let mut opt = optimizer(&args);
-    std::fs::create_dir_all(&args.out)?;
+    let (mut net, what) = match args.model {
+        Model::Mlp => (
+            Sequential::mlp(&plan.sizes, activation, init, args.seed)?,
+            format!("MLP {:?} ({:?}", plan.sizes, args.activation),
+        ),
+        Model::Cnn => (
+            simple_conv_net(init, args.seed)?,
+            "SimpleConvNet conv30x5x5-relu-pool2-100-relu-10 (Relu".to_string(),
+        ),
+    };
+    let mut opt = optimizer(args, plan);
     println!(
-        "densegrad: MLP {:?} ({:?}, {:?} init), {:?} lr {} wd {}, batch {}, {} epochs, {} threads, seed {}, SIMD {}",
-        args.sizes,
-        args.activation,
+        "densegrad: {what}, {:?} init), {:?} lr {} (×{} per epoch) wd {}, batch {}, {} epochs, {} threads, seed {}, SIMD {}",
         args.init,
-        args.optimizer,
-        args.lr,
+        plan.optimizer,
+        plan.lr,
+        plan.lr_decay,
         args.weight_decay,
         args.batch,
-        args.epochs,
+        plan.epochs,
         rayon::current_num_threads(),
         args.seed,
         densegrad::kernels::simd::Isa::best().name()
@@ -241,7 +354,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (mut x, mut labels) = (Tensor::zeros(&[0]), Vec::new());
     let mut rows = Vec::new();
     let train_start = Instant::now();
-    for epoch in 1..=args.epochs {
+    for epoch in 1..=plan.epochs {
         let epoch_start = Instant::now();
         let steps = mnist.train.len().div_ceil(args.batch);
         let bar = if args.quiet {
@@ -264,6 +377,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        opt.set_learning_rate(opt.learning_rate() * plan.lr_decay);
         let (train_loss, train_acc) = evaluate(&mut net, &mnist.train)?;
         let (test_loss, test_acc) = evaluate(&mut net, &mnist.test)?;
         println!(
@@ -314,7 +428,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "final test accuracy {:.2}%; training {:.1} s ({:.2} s/epoch), wall time {:.1} s",
         last.map_or(0.0, |r| r.test_acc * 100.0),
         train_time,
-        train_time / args.epochs.max(1) as f64,
+        train_time / plan.epochs as f64,
         start.elapsed().as_secs_f64()
     );
     println!(

@@ -36,6 +36,25 @@ pub trait Optimizer {
     /// Called once at the start of every step (Adam counts steps).
     fn begin_step(&mut self) {}
 
+    /// The learning rate.
+    ///
+    /// ```
+    /// use densegrad::optim::{Adam, Optimizer};
+    /// assert_eq!(Adam::new(0.001).learning_rate(), 0.001);
+    /// ```
+    fn learning_rate(&self) -> f32;
+
+    /// Sets the learning rate, keeping every other setting and all state
+    /// (a schedule: decay per epoch, warm-up).
+    ///
+    /// ```
+    /// use densegrad::optim::{Optimizer, Sgd};
+    /// let mut opt: Box<dyn Optimizer> = Box::new(Sgd::new(0.1));
+    /// opt.set_learning_rate(opt.learning_rate() * 0.5);
+    /// assert_eq!(opt.learning_rate(), 0.05);
+    /// ```
+    fn set_learning_rate(&mut self, lr: f32);
+
     /// One step over every parameter of `net`, from the gradients of its last
     /// backward.
     ///
@@ -139,6 +158,14 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn update(&mut self, _index: usize, p: &mut [f32], g: &[f32]) {
         optim::sgd(p, g, self.lr, self.weight_decay);
     }
@@ -195,6 +222,14 @@ impl Momentum {
 }
 
 impl Optimizer for Momentum {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
         let v = self.v.get(index, p.len());
         optim::momentum(p, g, v, self.lr, self.momentum, self.weight_decay);
@@ -253,6 +288,14 @@ impl Nesterov {
 }
 
 impl Optimizer for Nesterov {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
         let v = self.v.get(index, p.len());
         optim::nesterov(p, g, v, self.lr, self.momentum, self.weight_decay);
@@ -305,6 +348,14 @@ impl AdaGrad {
 }
 
 impl Optimizer for AdaGrad {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
         let h = self.h.get(index, p.len());
         optim::adagrad(p, g, h, self.lr, self.weight_decay);
@@ -360,6 +411,14 @@ impl RmsProp {
 }
 
 impl Optimizer for RmsProp {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
         let h = self.h.get(index, p.len());
         optim::rmsprop(p, g, h, self.lr, self.decay, self.weight_decay);
@@ -425,6 +484,14 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
     fn begin_step(&mut self) {
         self.t = self.t.saturating_add(1);
     }

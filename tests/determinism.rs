@@ -6,7 +6,9 @@
 //! test runs shapes large enough to cross every parallel threshold in pools
 //! of 1, 2, 3 and 4 threads and compares the bits.
 
-use densegrad::{Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tensor};
+use densegrad::{
+    Affine, Convolution, Labels, Layer, Pooling, Relu, Sigmoid, SoftmaxWithLoss, Tensor,
+};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -68,6 +70,32 @@ fn run_all() -> Vec<Vec<u32>> {
         .unwrap()
         .to_bits()]);
     out.push(bits(&swl.backward(1.3).unwrap()));
+
+    // Convolution: 17 chunks of 6 samples, per-chunk dW/db partials added
+    // in chunk order; pooling split by planes (627K input elements).
+    let x = Tensor::new(&[100, 3, 28, 28], values(100 * 3 * 784, 7)).unwrap();
+    let mut conv = Convolution::new(
+        Tensor::new(&[8, 3, 3, 3], values(8 * 27, 8)).unwrap(),
+        Tensor::new(&[8], values(8, 9)).unwrap(),
+        1,
+        1,
+    )
+    .unwrap();
+    let y = conv.forward(&x).unwrap();
+    let mut pool = Pooling::new(3, 3, 2, 1).unwrap();
+    let p = pool.forward(&y).unwrap();
+    let dy = pool
+        .backward(Tensor::new(p.shape(), values(p.numel(), 10)).unwrap())
+        .unwrap();
+    let dx = conv.backward(dy.clone()).unwrap();
+    out.extend([
+        bits(&y),
+        bits(&p),
+        bits(&dy),
+        bits(&dx),
+        bits(conv.dw().unwrap()),
+        bits(conv.db().unwrap()),
+    ]);
     out
 }
 

@@ -1,18 +1,89 @@
 //! The composed network Affine→ReLU→Affine→Sigmoid→Affine→SoftmaxWithLoss
-//! (plus Tanh, Dropout, BatchNorm variants) on arbitrary sizes and values,
-//! in both label kinds: no panic, Err for bad shapes, finite results for
-//! bounded inputs, the same bits at 1 and 2 threads.
+//! (plus Tanh, Dropout, BatchNorm variants), and the convolutional one
+//! Convolution→ReLU→Pooling→Affine→SoftmaxWithLoss, on arbitrary sizes,
+//! strides, paddings and values, in both label kinds: no panic, Err exactly
+//! for bad shapes, finite results for bounded inputs, the same bits at 1 and
+//! 2 threads.
 #![no_main]
 
-use densegrad::{Activation, BatchNorm, Dropout, Init, Labels, Sequential, Tensor};
+use densegrad::{
+    Activation, Affine, BatchNorm, Convolution, Dropout, Init, Labels, Pooling, Relu, Sequential,
+    Tensor,
+};
 use libfuzzer_sys::fuzz_target;
 
 mod common;
 use common::{bits, pools, Bytes};
 
+/// Output size of a window of `k` over `len` padded by `pad`, or `None`
+/// when the window is larger than the padded input.
+fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    let padded = len + 2 * pad;
+    (k <= padded).then(|| (padded - k) / stride + 1)
+}
+
+/// Convolution→ReLU→Pooling→Affine→SoftmaxWithLoss.
+fn run_conv(b: &mut Bytes, raw: bool) -> Vec<Vec<u32>> {
+    let (fnum, c) = (1 + b.size(3), 1 + b.size(2));
+    let (fh, fw) = (1 + b.size(4), 1 + b.size(4));
+    let (stride, pad) = (1 + b.size(2), b.size(2));
+    let (ph, pw) = (1 + b.size(2), 1 + b.size(2));
+    let (pstride, ppad) = (1 + b.size(2), b.size(1).min(ph / 2).min(pw / 2));
+    let classes = 1 + b.size(4);
+    let (n, xc, h, w) = (
+        b.size(4),
+        if b.u8() % 7 == 0 { b.size(3) } else { c },
+        b.size(12),
+        b.size(12),
+    );
+    let seed = b.u32() as u64;
+    // The Affine width the network expects, from the geometry it was built
+    // for (the input's own sizes, unless they make no valid network).
+    let conv_out = out_len(h, fh, stride, pad).zip(out_len(w, fw, stride, pad));
+    let pool_out = conv_out
+        .and_then(|(oh, ow)| out_len(oh, ph, pstride, ppad).zip(out_len(ow, pw, pstride, ppad)));
+    let valid = n > 0 && xc == c && h > 0 && w > 0 && pool_out.is_some();
+    let feat = pool_out.map_or(1, |(a, b)| fnum * a * b);
+    let mut net = Sequential::new()
+        .with(Convolution::with_init([fnum, c, fh, fw], stride, pad, Init::He, seed).unwrap())
+        .with(Relu::new())
+        .with(Pooling::new(ph, pw, pstride, ppad).unwrap())
+        .with(Affine::with_init(feat, classes, Init::He, seed ^ 1).unwrap());
+    let xs = b.values(n * xc * h * w, raw, 10.0);
+    let x = Tensor::new(&[n, xc, h, w], xs).unwrap();
+    let labels: Vec<usize> = (0..n).map(|_| b.size(classes - 1)).collect();
+    let mut out = Vec::new();
+    match net.loss(&x, Labels::Index(&labels)) {
+        Ok(loss) => {
+            assert!(valid, "accepted an invalid batch {:?}", x.shape());
+            if !raw {
+                assert!(loss.is_finite() && loss >= 0.0, "loss {loss}");
+            }
+            net.backward().unwrap();
+            net.visit_params(&mut |p, g| {
+                assert_eq!(p.shape(), g.shape());
+                if !raw {
+                    assert!(g.data().iter().all(|v| v.is_finite()));
+                }
+                out.push(bits(g.data()));
+            });
+            out.push(vec![loss.to_bits()]);
+        }
+        Err(e) => {
+            assert!(!valid, "refused a valid batch {:?}: {e}", x.shape());
+            assert!(net.backward().is_err());
+        }
+    }
+    out
+}
+
 fn run(data: &[u8]) -> Vec<Vec<u32>> {
     let mut b = Bytes(data);
-    let raw = b.u8() & 1 == 1;
+    let mode = b.u8();
+    let raw = mode & 1 == 1;
+    if mode & 2 == 2 {
+        return run_conv(&mut b, raw);
+    }
     let dims: Vec<usize> = (0..2 + b.size(3)).map(|_| b.size(9)).collect();
     let act = [
         Activation::Relu,

@@ -1,7 +1,9 @@
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm_par, MatRef};
 use crate::kernels::reduce::{broadcast_rows, col_sums};
-use crate::{Error, Tensor};
+use crate::{Error, Init, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// Fully connected layer, `Y = X·W + b`, with W of shape (K, M) and b of shape (M).
 ///
@@ -81,6 +83,24 @@ impl Affine {
             dx: Tensor::zeros(&[0]),
             cache: None,
         })
+    }
+
+    /// An Affine layer (K, M) with weights drawn by `init` (fan-in K) from a
+    /// ChaCha8 stream seeded by `seed`, biases 0. The same draws as
+    /// [`Sequential::mlp`](crate::Sequential::mlp) makes for a layer.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Init};
+    /// let fc = Affine::with_init(784, 50, Init::He, 7)?;
+    /// assert_eq!(fc.weight().shape(), &[784, 50]);
+    /// assert_eq!(fc.weight(), Affine::with_init(784, 50, Init::He, 7)?.weight());
+    /// assert!(Affine::with_init(0, 50, Init::He, 7).is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn with_init(k: usize, m: usize, init: Init, seed: u64) -> Result<Affine, Error> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w = init.weights(k, m, &mut rng)?;
+        Affine::new(w, Tensor::try_zeros(&[m])?)
     }
 
     /// The weight W, (K, M).
