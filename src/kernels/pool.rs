@@ -27,6 +27,7 @@
 use rayon::prelude::*;
 
 use super::parallel::rows_per_task;
+use super::simd::{dispatch, Isa, Lanes, SimdKernel, MAX_LANES};
 use super::window::Window2d;
 
 /// The index [`max_pool_forward`] records for a window that covers no input
@@ -77,14 +78,9 @@ pub fn max_pool_forward(x: &[f32], g: &Window2d, y: &mut [f32], argmax: &mut [u3
         "max pool forward: argmax length"
     );
     let per = rows_per_task(planes, hw);
+    let isa = Isa::best();
     let task = |((x, y), at): ((&[f32], &mut [f32]), &mut [u32])| {
-        for ((x, y), at) in x
-            .chunks_exact(hw)
-            .zip(y.chunks_exact_mut(out))
-            .zip(at.chunks_exact_mut(out))
-        {
-            forward_plane(x, g, y, at);
-        }
+        dispatch(isa, ForwardPlanes { x, g, y, at });
     };
     if per < planes {
         x.par_chunks(per * hw)
@@ -93,6 +89,138 @@ pub fn max_pool_forward(x: &[f32], g: &Window2d, y: &mut [f32], argmax: &mut [u3
             .for_each(task);
     } else {
         task(((x, y), argmax));
+    }
+}
+
+/// The planes of one task, on the dispatched instruction set.
+struct ForwardPlanes<'a> {
+    x: &'a [f32],
+    g: &'a Window2d,
+    y: &'a mut [f32],
+    at: &'a mut [u32],
+}
+
+impl SimdKernel for ForwardPlanes<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let g = self.g;
+        let (hw, out) = (g.in_h() * g.in_w(), g.out_h() * g.out_w());
+        let fast = g.kernel() == (2, 2)
+            && (g.stride(), g.pad()) == (2, 0)
+            && g.in_w().is_multiple_of(2)
+            && g.in_w() >= V::N
+            && g.in_w() < 1 << 22
+            && g.out_h() * g.in_w() <= FAST_VALUES
+            && out >= V::N;
+        // Scratch for the vector path, cleared once per task, not per plane.
+        let (mut hm, mut hi) = ([0.0f32; FAST_VALUES], [0.0f32; FAST_VALUES]);
+        for ((x, y), at) in self
+            .x
+            .chunks_exact(hw)
+            .zip(self.y.chunks_exact_mut(out))
+            .zip(self.at.chunks_exact_mut(out))
+        {
+            if fast {
+                forward_plane_2x2_simd::<V>(x, g, y, at, &mut hm, &mut hi);
+            } else {
+                forward_plane(x, g, y, at);
+            }
+        }
+    }
+}
+
+/// The most values (OH·W) the vector 2×2 path keeps on the stack for one
+/// plane (two 32 KiB buffers per task); larger planes take the scalar path.
+const FAST_VALUES: usize = 8192;
+
+/// `(later, its offset)` if `later > cur` or `later` is NaN, else `(cur, its
+/// offset)`: one step of the row-major scan `v > best || v.is_nan()`.
+#[inline(always)]
+fn pick<V: Lanes>(cur: V, cur_at: V, later: V, later_at: V) -> (V, V) {
+    let up = cur.lt(later);
+    let (m, i) = (V::select(up, later, cur), V::select(up, later_at, cur_at));
+    let number = later.eq(later);
+    (V::select(number, m, later), V::select(number, i, later_at))
+}
+
+/// The 2×2, stride-2 window over a plane of even width W ≥ N, vectorised:
+/// first the larger of each vertical pair (rows 2·oy and 2·oy + 1, read as
+/// whole vectors, the last one overlapping), then the larger of each
+/// horizontal pair of those, whose pairs run contiguously through the plane
+/// (W is even) in output order. On a tie between the two columns the
+/// winner with the lower row-major position wins, so every maximum is the
+/// first in row-major order, as in [`forward_plane`]; a NaN in the window
+/// makes the output NaN and takes the gradient. Which row and column won
+/// travel as 0.0 / 1.0 lanes.
+#[inline(always)]
+fn forward_plane_2x2_simd<V: Lanes>(
+    x: &[f32],
+    g: &Window2d,
+    y: &mut [f32],
+    at: &mut [u32],
+    vm: &mut [f32; FAST_VALUES],
+    vi: &mut [f32; FAST_VALUES],
+) {
+    let (w, oh, ow) = (g.in_w(), g.out_h(), g.out_w());
+    let (top_at, bottom_at) = (V::splat(0.0), V::splat(1.0));
+    for oy in 0..oh {
+        let top = &x[2 * oy * w..][..w];
+        let bottom = &x[(2 * oy + 1) * w..][..w];
+        let (vm, vi) = (&mut vm[oy * w..][..w], &mut vi[oy * w..][..w]);
+        let mut j = 0;
+        loop {
+            let j0 = j.min(w - V::N);
+            let (m, i) = pick(
+                V::load(&top[j0..]),
+                top_at,
+                V::load(&bottom[j0..]),
+                bottom_at,
+            );
+            m.store(&mut vm[j0..]);
+            i.store(&mut vi[j0..]);
+            if j0 + V::N >= w {
+                break;
+            }
+            j += V::N;
+        }
+    }
+    let n = oh * ow;
+    let (zero, one) = (V::splat(0.0), V::splat(1.0));
+    let (mut rights, mut downs) = ([0.0f32; MAX_LANES], [0.0f32; MAX_LANES]);
+    let mut k = 0;
+    while k < n {
+        // The last block reads whole vectors ending at the plane's last
+        // pair; its overlap with the previous block recomputes equal values.
+        let k0 = if k + V::N <= n { k } else { n - V::N };
+        let (l, r) = V::deinterleave(V::load(&vm[2 * k0..]), V::load(&vm[2 * k0 + V::N..]));
+        let (dl, dr) = V::deinterleave(V::load(&vi[2 * k0..]), V::load(&vi[2 * k0 + V::N..]));
+        // Ties: the right column wins only from a lower row (b over c).
+        let (strict, loose, prefer_right) = (l.lt(r), l.le(r), dr.lt(dl));
+        let pick = |a: V, b: V| {
+            V::select(
+                prefer_right,
+                V::select(loose, a, b),
+                V::select(strict, a, b),
+            )
+        };
+        let (m, right, down) = (pick(r, l), pick(one, zero), pick(dr, dl));
+        let number = r.eq(r);
+        V::select(number, m, r).store(&mut y[k0..]);
+        V::select(number, right, one).store(&mut rights);
+        V::select(number, down, dr).store(&mut downs);
+        // The window corner of output q = oy·OW + ox is 2·oy·W + 2·ox.
+        let (mut oy, mut ox) = (k0 / ow, k0 % ow);
+        for ((a, &rt), &dn) in at[k0..k0 + V::N].iter_mut().zip(&rights).zip(&downs) {
+            *a = (2 * oy * w + 2 * ox) as u32
+                + u32::from(rt == 1.0)
+                + if dn == 1.0 { w as u32 } else { 0 };
+            ox += 1;
+            if ox == ow {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        k = k0 + V::N;
     }
 }
 
@@ -106,6 +234,7 @@ fn span(o: usize, s: usize, pad: usize, k: usize, len: usize) -> std::ops::Range
     lo..hi.max(lo)
 }
 
+#[inline(always)]
 fn forward_plane(x: &[f32], g: &Window2d, y: &mut [f32], at: &mut [u32]) {
     let (kh, kw) = g.kernel();
     let (h, w, ow, s, pad) = (g.in_h(), g.in_w(), g.out_w(), g.stride(), g.pad());
@@ -141,6 +270,7 @@ fn forward_plane(x: &[f32], g: &Window2d, y: &mut [f32], at: &mut [u32]) {
 
 /// The book's (and W5's) 2×2 window with stride 2: the same comparisons in
 /// the same order, without the general loop's range arithmetic.
+#[inline(always)]
 fn forward_plane_2x2(x: &[f32], g: &Window2d, y: &mut [f32], at: &mut [u32]) {
     let (w, ow) = (g.in_w(), g.out_w());
     for (oy, (yrow, arow)) in y
@@ -265,6 +395,82 @@ mod tests {
                 assert_eq!((&y1, &a1), (&y2, &a2));
             }
         }
+    }
+
+    /// The vector 2×2 path on every instruction set against the scalar
+    /// scan, on values full of ties, NaNs and infinities: the same outputs,
+    /// the same positions (for a NaN output, a NaN of the same window).
+    #[test]
+    fn the_vector_2x2_path_matches_the_scalar_scan() {
+        struct Run<'a>(&'a [f32], &'a Window2d, &'a mut [f32], &'a mut [u32]);
+        impl SimdKernel for Run<'_> {
+            type Output = bool;
+            fn run<V: Lanes>(self) -> bool {
+                let (g, n) = (self.1, self.1.out_h() * self.1.out_w());
+                if g.in_w() < V::N || n < V::N {
+                    return false;
+                }
+                let (mut vm, mut vi) = ([0.0; FAST_VALUES], [0.0; FAST_VALUES]);
+                forward_plane_2x2_simd::<V>(self.0, g, self.2, self.3, &mut vm, &mut vi);
+                true
+            }
+        }
+        let pool = [
+            0.0,
+            1.0,
+            1.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+        ];
+        let mut checked = 0;
+        for isa in Isa::available() {
+            for h in 2..12 {
+                for w in (2..=50).step_by(2) {
+                    let g = Window2d::new("t", 1, h, w, 2, 2, 2, 0).unwrap();
+                    for seed in 0..6usize {
+                        let x: Vec<f32> = (0..h * w)
+                            .map(|i| {
+                                let v = pool[(i * 7 + seed * 13 + (i * i) % 5) % pool.len()];
+                                // Seeds 0–2 without NaN: exact positions.
+                                if seed < 3 && v.is_nan() {
+                                    0.5
+                                } else {
+                                    v
+                                }
+                            })
+                            .collect();
+                        let out = g.out_h() * g.out_w();
+                        let (mut y1, mut a1) = (vec![0.0; out], vec![0; out]);
+                        let (mut y2, mut a2) = (vec![0.0; out], vec![0; out]);
+                        forward_plane_2x2(&x, &g, &mut y1, &mut a1);
+                        if !dispatch(isa, Run(&x, &g, &mut y2, &mut a2)) {
+                            continue;
+                        }
+                        checked += 1;
+                        for q in 0..out {
+                            let what = format!("{} {h}x{w} seed {seed} output {q}", isa.name());
+                            if y1[q].is_nan() {
+                                assert!(y2[q].is_nan(), "{what}");
+                                assert!(x[a2[q] as usize].is_nan(), "{what}");
+                                let (c1, c2) = (a1[q] as usize, a2[q] as usize);
+                                assert_eq!(
+                                    (c1 / w / 2, c1 % w / 2),
+                                    (c2 / w / 2, c2 % w / 2),
+                                    "{what}"
+                                );
+                            } else {
+                                assert_eq!(y1[q].to_bits(), y2[q].to_bits(), "{what}");
+                                assert_eq!(a1[q], a2[q], "{what}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100);
     }
 
     #[test]

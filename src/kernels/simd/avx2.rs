@@ -121,6 +121,19 @@ impl Lanes for Avx2 {
         Avx2(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
     }
     #[inline(always)]
+    fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+        // shuffle_ps works within 128-bit halves: [a0 a2 b0 b2 | a4 a6 b4 b6];
+        // permute4x64 then orders the 64-bit pairs as [a0a2 a4a6 b0b2 b4b6].
+        unsafe {
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(a.0, b.0);
+            let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a.0, b.0);
+            let order = |v: __m256| {
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+            };
+            (Avx2(order(even)), Avx2(order(odd)))
+        }
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         Avx2(unsafe {
             let n = _mm256_cvtps_epi32(self.0);

@@ -122,6 +122,18 @@ impl Lanes for Avx512 {
         Avx512(unsafe { _mm512_abs_ps(self.0) })
     }
     #[inline(always)]
+    fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+        // permutex2var picks lane i of a (index i) or of b (index 16 + i).
+        unsafe {
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            (
+                Avx512(_mm512_permutex2var_ps(a.0, even, b.0)),
+                Avx512(_mm512_permutex2var_ps(a.0, odd, b.0)),
+            )
+        }
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         Avx512(unsafe {
             let n = _mm512_cvtps_epi32(self.0);

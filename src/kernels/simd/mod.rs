@@ -101,6 +101,10 @@ pub trait Lanes: Copy {
     fn abs(self) -> Self;
     /// `2^n` for lanes holding integers `n` in [−126, 127].
     fn pow2i(self) -> Self;
+    /// The even and the odd lanes of the `2N` values `a ++ b`:
+    /// `([a0, a2, …, b0, b2, …], [a1, a3, …, b1, b3, …])` (pairs of
+    /// neighbours split apart, as a 2-wide pooling window needs).
+    fn deinterleave(a: Self, b: Self) -> (Self, Self);
 
     /// The first `s.len() < N` lanes from `s`, the rest `pad`.
     #[inline(always)]

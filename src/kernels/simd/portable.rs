@@ -72,6 +72,16 @@ impl Lanes for f32x8 {
         f32x8::abs(self)
     }
     #[inline(always)]
+    fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+        let (a, b) = (a.to_array(), b.to_array());
+        let (mut even, mut odd) = ([0.0; 8], [0.0; 8]);
+        for i in 0..4 {
+            (even[i], odd[i]) = (a[2 * i], a[2 * i + 1]);
+            (even[4 + i], odd[4 + i]) = (b[2 * i], b[2 * i + 1]);
+        }
+        (f32x8::new(even), f32x8::new(odd))
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         let n: i32x8 = self.round_int();
         wide::bytemuck::cast((n + i32x8::splat(127)) << 23)
