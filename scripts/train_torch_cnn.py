@@ -56,12 +56,15 @@ def main():
         return F.linear(F.relu(F.linear(h, P[2], P[3])), P[4], P[5])
 
     def shift(x):
-        out = torch.zeros_like(x)
+        # out[y, x] = in[y - dy, x - dx], zero outside; one slice per shift.
         d = torch.randint(-2, 3, (x.shape[0], 2))
-        for i in range(x.shape[0]):
-            dy, dx = int(d[i, 0]), int(d[i, 1])
-            out[i, :, max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
-                x[i, :, max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)]
+        p = F.pad(x, (2, 2, 2, 2))
+        out = torch.empty_like(x)
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                m = (d[:, 0] == dy) & (d[:, 1] == dx)
+                if bool(m.any()):
+                    out[m] = p[m, :, 2 - dy:30 - dy, 2 - dx:30 - dx]
         return out
 
     def evaluate(x, y):

@@ -26,8 +26,8 @@
 //! let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 //! let mut y = [0.0; 4];
 //! let mut bufs = ColBuffers::new();
-//! bufs.reserve(&g, false)?;
-//! conv2d_forward(&x, 1, &g, &[1.0; 4], &[0.5], &mut y, &bufs);
+//! bufs.reserve(&g, 1, false)?;
+//! conv2d_forward(&x, 1, &g, &[1.0; 4], &[0.5], &mut y, &mut bufs);
 //! assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
 //! # Ok::<(), densegrad::Error>(())
 //! ```
@@ -170,12 +170,15 @@ pub fn samples_per_chunk(g: &Window2d, filters: usize) -> usize {
 /// ```
 /// use densegrad::kernels::{conv::ColBuffers, window::Window2d};
 /// let mut bufs = ColBuffers::new();
-/// bufs.reserve(&Window2d::new("conv", 1, 28, 28, 5, 5, 1, 0)?, true)?;
+/// bufs.reserve(&Window2d::new("conv", 1, 28, 28, 5, 5, 1, 0)?, 30, true)?;
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct ColBuffers {
     slots: Vec<Mutex<Vec<f32>>>,
+    /// `[W | b]`, (FN, C·FH·FW + 1): the forward's weights with the bias
+    /// as one more column, so that one product adds it.
+    wb: Vec<f32>,
 }
 
 impl Clone for ColBuffers {
@@ -192,52 +195,68 @@ impl ColBuffers {
     /// let _ = densegrad::kernels::conv::ColBuffers::new();
     /// ```
     pub fn new() -> ColBuffers {
-        ColBuffers { slots: Vec::new() }
+        ColBuffers {
+            slots: Vec::new(),
+            wb: Vec::new(),
+        }
     }
 
     /// Makes one buffer per thread of the current rayon pool hold an im2col
-    /// matrix of `g` (two if `backward`: the unrolled input and its
-    /// gradient). `Err` if the memory cannot be had.
+    /// matrix of `g` with a row of ones (and, if `backward`, its gradient),
+    /// and room for `filters` rows of weights and bias. `Err` if the memory
+    /// cannot be had.
     ///
     /// ```
     /// use densegrad::kernels::{conv::ColBuffers, window::Window2d};
     /// let mut bufs = ColBuffers::new();
-    /// assert!(bufs.reserve(&Window2d::new("conv", 1, 4, 4, 3, 3, 1, 0)?, false).is_ok());
+    /// assert!(bufs.reserve(&Window2d::new("conv", 1, 4, 4, 3, 3, 1, 0)?, 2, false).is_ok());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn reserve(&mut self, g: &Window2d, backward: bool) -> Result<(), Error> {
-        let need = if backward {
-            // The unrolled input with a row of ones, and its gradient.
-            g.col_len()
-                .checked_mul(2)
-                .and_then(|v| v.checked_add(g.col_cols()))
-        } else {
-            Some(g.col_len())
-        };
-        let threads = rayon::current_num_threads().max(1);
+    pub fn reserve(&mut self, g: &Window2d, filters: usize, backward: bool) -> Result<(), Error> {
         let no_memory = || {
             Error::shape(
                 "convolution buffers",
                 format!(
                     "the im2col matrix [{}, {}] needs more memory than can be allocated",
-                    g.col_rows(),
+                    g.col_rows() + 1,
                     g.col_cols()
                 ),
             )
         };
-        let need = need.ok_or_else(no_memory)?;
+        let need = g
+            .col_len()
+            .checked_add(g.col_cols())
+            .and_then(|v| v.checked_add(if backward { g.col_len() } else { 0 }))
+            .ok_or_else(no_memory)?;
+        let threads = rayon::current_num_threads().max(1);
         if self.slots.len() < threads {
             self.slots.resize_with(threads, || Mutex::new(Vec::new()));
         }
-        for slot in &mut self.slots {
-            let v = slot.get_mut().unwrap_or_else(|e| e.into_inner());
+        let grow = |v: &mut Vec<f32>, need: usize| -> Result<(), Error> {
             if v.len() < need {
                 v.try_reserve_exact(need - v.len())
                     .map_err(|_| no_memory())?;
                 v.resize(need, 0.0);
             }
+            Ok(())
+        };
+        for slot in &mut self.slots {
+            grow(slot.get_mut().unwrap_or_else(|e| e.into_inner()), need)?;
         }
-        Ok(())
+        let wb = (g.col_rows() + 1)
+            .checked_mul(filters)
+            .ok_or_else(no_memory)?;
+        grow(&mut self.wb, wb)
+    }
+
+    /// `[W | b]` into `wb`, (FN, CK + 1) row-major.
+    fn pack_weights(&mut self, w: &[f32], b: &[f32], ck: usize) -> &[f32] {
+        let wb = &mut self.wb[..b.len() * (ck + 1)];
+        for ((row, w), &b) in wb.chunks_exact_mut(ck + 1).zip(w.chunks_exact(ck)).zip(b) {
+            row[..ck].copy_from_slice(w);
+            row[ck] = b;
+        }
+        wb
     }
 
     /// Runs `f` with this thread's buffer (at least `len` elements).
@@ -267,12 +286,12 @@ fn parallel(n: usize, per_chunk: usize) -> bool {
 /// // Two filters over a 1×2×2 input with pad 1 and a 3×3 window: stride 2.
 /// let g = Window2d::new("conv", 1, 2, 2, 3, 3, 2, 1)?;
 /// let mut bufs = ColBuffers::new();
-/// bufs.reserve(&g, false)?;
+/// bufs.reserve(&g, 2, false)?;
 /// let mut w = [0.0; 18];
 /// w[4] = 1.0; // filter 0: the centre tap (identity)
 /// w[9] = 1.0; // filter 1: the top-left tap
 /// let mut y = [0.0; 2];
-/// conv2d_forward(&[1.0, 2.0, 3.0, 4.0], 1, &g, &w, &[0.0, 0.0], &mut y, &bufs);
+/// conv2d_forward(&[1.0, 2.0, 3.0, 4.0], 1, &g, &w, &[0.0, 0.0], &mut y, &mut bufs);
 /// assert_eq!(y, [1.0, 0.0]); // the one output sits on pixel (0, 0)
 /// # Ok::<(), densegrad::Error>(())
 /// ```
@@ -283,24 +302,31 @@ pub fn conv2d_forward(
     w: &[f32],
     b: &[f32],
     y: &mut [f32],
-    bufs: &ColBuffers,
+    bufs: &mut ColBuffers,
 ) {
     let filters = b.len();
-    let (ck, pix) = (g.col_rows(), g.col_cols());
+    let (ck, pix, col_len) = (g.col_rows(), g.col_cols(), g.col_len());
     assert_eq!(x.len(), n * g.in_len(), "conv2d_forward: x length");
     assert_eq!(w.len(), filters * ck, "conv2d_forward: w length");
     assert_eq!(y.len(), n * filters * pix, "conv2d_forward: y length");
     if n == 0 || filters == 0 {
         return;
     }
-    let wm = MatRef::row_major(w, filters, ck);
+    assert!(
+        bufs.wb.len() >= filters * (ck + 1),
+        "ColBuffers reserved for fewer filters"
+    );
+    // y = [W | b]·[col; 1]: the bias comes with the product (β = 0, so y
+    // is written once and never read).
+    bufs.pack_weights(w, b, ck);
+    let bufs = &*bufs;
+    let wb = MatRef::row_major(&bufs.wb[..filters * (ck + 1)], filters, ck + 1);
     let sample = |x: &[f32], y: &mut [f32]| {
-        bufs.with(g.col_len(), |col| {
+        bufs.with(col_len + pix, |col1| {
+            let (col, ones) = col1.split_at_mut(col_len);
             im2col(x, g, col);
-            for (row, &bias) in y.chunks_exact_mut(pix).zip(b) {
-                row.fill(bias);
-            }
-            gemm(1.0, wm, MatRef::row_major(col, ck, pix), 1.0, y);
+            ones.fill(1.0);
+            gemm(1.0, wb, MatRef::row_major(col1, ck + 1, pix), 0.0, y);
         });
     };
     let per = samples_per_chunk(g, filters);
@@ -350,7 +376,7 @@ pub fn partials_len(n: usize, g: &Window2d, filters: usize) -> Option<usize> {
 /// use densegrad::kernels::{conv::*, window::Window2d};
 /// let g = Window2d::new("conv", 1, 3, 3, 2, 2, 1, 0)?;
 /// let mut bufs = ColBuffers::new();
-/// bufs.reserve(&g, true)?;
+/// bufs.reserve(&g, 1, true)?;
 /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 /// let (mut dw, mut db, mut dx) = ([0.0; 4], [0.0], [0.0; 9]);
 /// let mut partials = vec![0.0; partials_len(1, &g, 1).unwrap()];

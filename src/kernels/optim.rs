@@ -2,7 +2,10 @@
 //!
 //! Every rule first adds L2 weight decay to the gradient, `g' = g + wd·p`
 //! (PyTorch's `weight_decay`), then applies the book's update. Plain loops
-//! over slices, which LLVM vectorizes; no allocation.
+//! over slices, which LLVM vectorizes; no allocation. Above
+//! [`PAR_MIN_ELEMS`](super::parallel::PAR_MIN_ELEMS) elements the slices are
+//! cut into fixed chunks run on rayon threads (every element's update is its
+//! own, so any thread count gives the same bits).
 //!
 //! State that decays geometrically (momentum's v, RMSprop's h, Adam's m and
 //! v) is flushed to 0 once it falls below the smallest normal f32 (1.2e-38):
@@ -16,6 +19,60 @@
 //! densegrad::kernels::optim::sgd(&mut p, &[1.0, 1.0], 0.5, 0.0);
 //! assert_eq!(p, [0.5, 1.5]);
 //! ```
+
+use rayon::prelude::*;
+
+use super::parallel::{worth_splitting, PAR_CHUNK_ELEMS};
+
+/// `f(p, g)` over matching chunks, on rayon threads when large enough.
+#[inline]
+fn chunked0(p: &mut [f32], g: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync + Send) {
+    if worth_splitting(p.len()) {
+        p.par_chunks_mut(PAR_CHUNK_ELEMS)
+            .zip(g.par_chunks(PAR_CHUNK_ELEMS))
+            .for_each(|(p, g)| f(p, g));
+    } else {
+        f(p, g);
+    }
+}
+
+/// `f(p, g, s)` over matching chunks, on rayon threads when large enough.
+#[inline]
+fn chunked1(
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [f32],
+    f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync + Send,
+) {
+    if worth_splitting(p.len()) {
+        p.par_chunks_mut(PAR_CHUNK_ELEMS)
+            .zip(g.par_chunks(PAR_CHUNK_ELEMS))
+            .zip(s.par_chunks_mut(PAR_CHUNK_ELEMS))
+            .for_each(|((p, g), s)| f(p, g, s));
+    } else {
+        f(p, g, s);
+    }
+}
+
+/// `f(p, g, s, t)` over matching chunks, on rayon threads when large enough.
+#[inline]
+fn chunked2(
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [f32],
+    t: &mut [f32],
+    f: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync + Send,
+) {
+    if worth_splitting(p.len()) {
+        p.par_chunks_mut(PAR_CHUNK_ELEMS)
+            .zip(g.par_chunks(PAR_CHUNK_ELEMS))
+            .zip(s.par_chunks_mut(PAR_CHUNK_ELEMS))
+            .zip(t.par_chunks_mut(PAR_CHUNK_ELEMS))
+            .for_each(|(((p, g), s), t)| f(p, g, s, t));
+    } else {
+        f(p, g, s, t);
+    }
+}
 
 /// `x`, or 0 if `x` is subnormal (NaN and ±∞ unchanged).
 #[inline(always)]
@@ -41,9 +98,11 @@ pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
         g.len(),
         "sgd: parameter and gradient differ in length"
     );
-    for (p, &g) in p.iter_mut().zip(g) {
-        *p -= lr * (g + wd * *p);
-    }
+    chunked0(p, g, |p, g| {
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p -= lr * (g + wd * *p);
+        }
+    });
 }
 
 /// `v = μ·v − lr·g'; p += v`.
@@ -59,10 +118,12 @@ pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
         p.len() == g.len() && p.len() == v.len(),
         "momentum: lengths differ"
     );
-    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
-        *v = flush(mu * *v - lr * (g + wd * *p));
-        *p += *v;
-    }
+    chunked1(p, g, v, |p, g, v| {
+        for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+            *v = flush(mu * *v - lr * (g + wd * *p));
+            *p += *v;
+        }
+    });
 }
 
 /// The book's Nesterov: `v = μ·v − lr·g'; p += μ²·v − (1 + μ)·lr·g'`.
@@ -78,11 +139,13 @@ pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
         p.len() == g.len() && p.len() == v.len(),
         "nesterov: lengths differ"
     );
-    for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
-        let g = g + wd * *p;
-        *v = flush(mu * *v - lr * g);
-        *p += mu * mu * *v - (1.0 + mu) * lr * g;
-    }
+    chunked1(p, g, v, |p, g, v| {
+        for ((p, &g), v) in p.iter_mut().zip(g).zip(v) {
+            let g = g + wd * *p;
+            *v = flush(mu * *v - lr * g);
+            *p += mu * mu * *v - (1.0 + mu) * lr * g;
+        }
+    });
 }
 
 /// `h += g'²; p −= lr·g' / (√h + 1e-7)`.
@@ -99,11 +162,13 @@ pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
         p.len() == g.len() && p.len() == h.len(),
         "adagrad: lengths differ"
     );
-    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
-        let g = g + wd * *p;
-        *h += g * g;
-        *p -= lr * g / (h.sqrt() + 1e-7);
-    }
+    chunked1(p, g, h, |p, g, h| {
+        for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
+            let g = g + wd * *p;
+            *h += g * g;
+            *p -= lr * g / (h.sqrt() + 1e-7);
+        }
+    });
 }
 
 /// `h = ρ·h + (1 − ρ)·g'²; p −= lr·g' / (√h + 1e-7)`.
@@ -119,11 +184,13 @@ pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f
         p.len() == g.len() && p.len() == h.len(),
         "rmsprop: lengths differ"
     );
-    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
-        let g = g + wd * *p;
-        *h = flush(rho * *h + (1.0 - rho) * g * g);
-        *p -= lr * g / (h.sqrt() + 1e-7);
-    }
+    chunked1(p, g, h, |p, g, h| {
+        for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
+            let g = g + wd * *p;
+            *h = flush(rho * *h + (1.0 - rho) * g * g);
+            *p -= lr * g / (h.sqrt() + 1e-7);
+        }
+    });
 }
 
 /// Adam at step `t ≥ 1`: `m = β1·m + (1 − β1)·g'`, `v = β2·v + (1 − β2)·g'²`,
@@ -154,12 +221,14 @@ pub fn adam(
     let (b1, b2) = betas;
     let c1 = 1.0 / (1.0 - (b1 as f64).powi(t as i32)) as f32;
     let c2 = 1.0 / (1.0 - (b2 as f64).powi(t as i32)) as f32;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-        let g = g + wd * *p;
-        *m = flush(b1 * *m + (1.0 - b1) * g);
-        *v = flush(b2 * *v + (1.0 - b2) * g * g);
-        *p -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
-    }
+    chunked2(p, g, m, v, |p, g, m, v| {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+            let g = g + wd * *p;
+            *m = flush(b1 * *m + (1.0 - b1) * g);
+            *v = flush(b2 * *v + (1.0 - b2) * g * g);
+            *p -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);
+        }
+    });
 }
 
 #[cfg(test)]

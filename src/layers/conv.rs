@@ -301,7 +301,7 @@ impl Convolution {
                 })?;
         }
         self.partials.resize(plen, 0.0);
-        self.bufs.reserve(&g, true)?;
+        self.bufs.reserve(&g, shape[0], true)?;
         // W may have been replaced through `visit_params` since `new`.
         self.dw.try_resize_buffer(OP, &shape)?;
         self.db.try_resize_buffer(OP, &shape[..1])?;
@@ -358,7 +358,7 @@ impl Layer for Convolution {
         let g = Window2d::new(OP, c, h, w, fh, fw, self.stride, self.pad)?;
         self.out
             .try_resize_buffer(OP, &[n, fnum, g.out_h(), g.out_w()])?;
-        self.bufs.reserve(&g, false)?;
+        self.bufs.reserve(&g, fnum, false)?;
         self.x.clear();
         self.x.try_reserve(x.numel()).map_err(|_| {
             Error::shape(
@@ -374,7 +374,7 @@ impl Layer for Convolution {
             self.w.data(),
             self.b.data(),
             self.out.data_mut(),
-            &self.bufs,
+            &mut self.bufs,
         );
         self.cache = Some(([n, c, h, w], g));
         Ok(&self.out)
