@@ -283,14 +283,26 @@ fn chart<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let epochs = curves[0].2.len() as f32;
+    let epochs = curves[0].2.len();
     let mut c = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 20))
         .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(45)
-        .build_cartesian_2d(1f32..epochs.max(2.0), y)?;
-    c.configure_mesh().x_desc("epoch").draw()?;
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(1f32..(epochs.max(2) as f32), y)?;
+    // Ticks on whole epochs only: at most one label per epoch.
+    c.configure_mesh()
+        .x_labels(epochs.clamp(2, 20))
+        .x_label_formatter(&|v| {
+            if v.fract() == 0.0 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("epoch")
+        .y_desc(caption)
+        .draw()?;
     for (name, color, values) in curves {
         c.draw_series(LineSeries::new(
             values.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, v)),
