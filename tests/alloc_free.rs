@@ -102,3 +102,69 @@ fn a_w4_small_step_allocates_only_sgemm_packing_buffers() {
         assert!(last < first, "training lowers the loss: {first} -> {last}");
     });
 }
+
+/// A convolutional step, Convolution→ReLU→Pooling→Affine→SoftmaxWithLoss on
+/// 8 MNIST-sized samples: after the first step, nothing but matrixmultiply's
+/// packing buffer in each sgemm call — 8 forward and 8 dW products for the
+/// convolution (its dX is not needed: it is the first layer), and the
+/// Affine's forward, dX and dW.
+#[test]
+fn a_convolutional_step_allocates_only_sgemm_packing_buffers() {
+    use densegrad::{Convolution, Pooling};
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let n = 8;
+        let mut conv = Convolution::new(
+            Tensor::new(&[6, 1, 5, 5], values(150, 4)).unwrap(),
+            Tensor::zeros(&[6]),
+            1,
+            0,
+        )
+        .unwrap();
+        let mut relu = Relu::new();
+        let mut pool2 = Pooling::new(2, 2, 2, 0).unwrap();
+        let mut fc = Affine::new(
+            Tensor::new(&[6 * 12 * 12, 10], values(8640, 5)).unwrap(),
+            Tensor::zeros(&[10]),
+        )
+        .unwrap();
+        let mut loss = SoftmaxWithLoss::new();
+        let x = Tensor::new(
+            &[n, 1, 28, 28],
+            values(n * 784, 6).iter().map(|v| v.abs() * 5.0).collect(),
+        )
+        .unwrap();
+        let labels: Vec<usize> = (0..n).map(|i| i % 10).collect();
+        let mut step = || -> f32 {
+            let h = conv.forward_ref(&x).unwrap();
+            let h = relu.forward_ref(h).unwrap();
+            let h = pool2.forward_ref(h).unwrap();
+            let z = fc.forward_ref(h).unwrap();
+            let l = loss.forward(z, Labels::Index(&labels)).unwrap();
+            let g = loss.backward_ref(1.0).unwrap();
+            let g = fc.backward_ref(g).unwrap();
+            let g = pool2.backward_ref(g).unwrap();
+            let g = relu.backward_ref(g).unwrap();
+            conv.backward_params_only(g).unwrap();
+            for layer in [&mut conv as &mut dyn Layer, &mut fc] {
+                layer.visit_params(&mut |p, g| axpy(-0.1, g.data(), p.data_mut()));
+            }
+            l
+        };
+        let first = step();
+        let before = allocs();
+        let steps = 10;
+        let mut last = first;
+        for _ in 0..steps {
+            last = step();
+        }
+        let sgemm_calls = 2 * n + 3;
+        let per_step = (allocs() - before) as f64 / steps as f64;
+        println!("allocations per step after the first: {per_step} (sgemm calls per step: {sgemm_calls})");
+        assert!(per_step <= sgemm_calls as f64, "{per_step} allocations per step");
+        assert!(last < first, "training lowers the loss: {first} -> {last}");
+    });
+}
