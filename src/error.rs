@@ -63,6 +63,8 @@ pub enum Error {
     },
 }
 
+// I/O and format errors come from the optional data and checkpoint code.
+#[cfg_attr(not(any(feature = "idx", feature = "safetensors")), allow(dead_code))]
 impl Error {
     pub(crate) fn shape(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Shape {

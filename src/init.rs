@@ -1,8 +1,13 @@
 //! Weight initialization, every draw from a seeded ChaCha8 stream.
 
+#[cfg(feature = "rand")]
+use rand::SeedableRng;
+#[cfg(feature = "rand")]
 use rand_chacha::ChaCha8Rng;
+#[cfg(feature = "rand")]
 use rand_distr::{Distribution, Normal};
 
+#[cfg(feature = "rand")]
 use crate::{Error, Tensor};
 
 /// How to draw the initial weights of a layer with `fan_in` inputs: normal
@@ -43,28 +48,41 @@ impl Init {
         }
     }
 
-    /// A (fan_in, fan_out) weight matrix drawn from `rng`.
+    /// A (fan_in, fan_out) weight matrix drawn from `rng`; successive calls
+    /// continue the stream (as [`Sequential::mlp`](crate::Sequential::mlp)
+    /// draws its layers one after the other).
     ///
     /// ```
-    /// use rand::SeedableRng;
-    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    /// let w = densegrad::Init::He.weights(784, 50, &mut rng)?;
+    /// use densegrad::{Init, InitRng};
+    /// let mut rng = InitRng::new(1);
+    /// let w = Init::He.weights(784, 50, &mut rng)?;
     /// assert_eq!(w.shape(), &[784, 50]);
+    /// assert_eq!(w, Init::He.weights(784, 50, &mut InitRng::new(1))?);
+    /// assert!(Init::Normal { std: -1.0 }.weights(2, 2, &mut rng).is_err());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+    #[cfg(feature = "rand")]
     pub fn weights(
         &self,
         fan_in: usize,
         fan_out: usize,
-        rng: &mut ChaCha8Rng,
+        rng: &mut InitRng,
     ) -> Result<Tensor, Error> {
+        let rng = &mut rng.0;
         let std = self.std(fan_in);
-        let normal = Normal::new(0.0f32, std).map_err(|_| {
+        let bad_std = || {
             Error::shape(
                 "init weights",
                 format!("standard deviation {std} must be finite and >= 0"),
             )
-        })?;
+        };
+        // rand_distr accepts a negative deviation (it flips the sign of
+        // every draw); a caller asking for one has made a mistake.
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(bad_std());
+        }
+        let normal = Normal::new(0.0f32, std).map_err(|_| bad_std())?;
         let n = fan_in.checked_mul(fan_out).ok_or_else(|| {
             Error::shape(
                 "init weights",
@@ -80,5 +98,32 @@ impl Init {
         })?;
         data.extend((0..n).map(|_| normal.sample(rng)));
         Tensor::new(&[fan_in, fan_out], data)
+    }
+}
+
+/// The seeded stream [`Init::weights`] draws from: ChaCha8, so a seed gives
+/// the same weights on every platform and in every version of densegrad.
+///
+/// ```
+/// use densegrad::{Init, InitRng};
+/// let a = Init::Xavier.weights(3, 2, &mut InitRng::new(7))?;
+/// let b = Init::Xavier.weights(3, 2, &mut InitRng::new(7))?;
+/// assert_eq!(a, b);
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+#[cfg(feature = "rand")]
+#[derive(Debug, Clone)]
+pub struct InitRng(ChaCha8Rng);
+
+#[cfg(feature = "rand")]
+impl InitRng {
+    /// The stream for `seed`.
+    ///
+    /// ```
+    /// let _rng = densegrad::InitRng::new(42);
+    /// ```
+    pub fn new(seed: u64) -> InitRng {
+        InitRng(ChaCha8Rng::seed_from_u64(seed))
     }
 }

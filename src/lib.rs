@@ -53,10 +53,14 @@
 //! # Ok::<(), densegrad::Error>(())
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "safetensors")]
 mod checkpoint;
+#[cfg(feature = "idx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idx")))]
 pub mod data;
 mod error;
 mod functional;
@@ -70,14 +74,19 @@ mod tensor;
 pub use error::Error;
 pub use functional::{log_softmax, softmax};
 pub use init::Init;
+#[cfg(feature = "rand")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+pub use init::InitRng;
+#[cfg(feature = "rand")]
+pub use layers::Dropout;
 pub use layers::{
-    cross_entropy, Affine, BatchNorm, Convolution, Dropout, Labels, Layer, LeakyRelu, Pooling,
-    Relu, Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
+    cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LeakyRelu, Pooling, Relu,
+    Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
 };
 pub use net::{Activation, Sequential};
 pub use tensor::Tensor;
 
 /// The README's examples, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "idx", feature = "safetensors"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

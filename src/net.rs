@@ -1,18 +1,17 @@
 //! `Sequential`: a stack of layers ending in softmax cross-entropy.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
-use crate::{
-    Affine, Error, Init, Labels, Layer, LeakyRelu, Relu, Sigmoid, SoftmaxWithLoss, Tanh, Tensor,
-};
+use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
+#[cfg(feature = "rand")]
+use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
 
 /// The activation between the Affine layers of [`Sequential::mlp`].
 ///
 /// ```
+/// # #[cfg(feature = "rand")] {
 /// use densegrad::{Activation, Init, Sequential};
 /// let net = Sequential::mlp(&[4, 8, 2], Activation::LeakyRelu(0.01), Init::He, 0)?;
 /// assert_eq!(net.len(), 3);
+/// # }
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +27,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    #[cfg(feature = "rand")]
     fn layer(self) -> Result<Box<dyn Layer + Send>, Error> {
         Ok(match self {
             Activation::Relu => Box::new(Relu::new()),
@@ -45,6 +45,7 @@ impl Activation {
 /// batch size has been seen.
 ///
 /// ```
+/// # #[cfg(feature = "rand")] {
 /// use densegrad::{Activation, Init, Labels, Sequential, Tensor};
 ///
 /// let mut net = Sequential::mlp(&[4, 8, 3], Activation::Relu, Init::He, 7)?;
@@ -58,6 +59,7 @@ impl Activation {
 /// });
 /// assert!(net.loss(&x, Labels::Index(&[0, 2]))? < loss);
 /// assert_eq!(net.predict(&x)?.shape(), &[2, 3]);
+/// # }
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 pub struct Sequential {
@@ -132,6 +134,8 @@ impl Sequential {
     /// assert!(Sequential::mlp(&[784], Activation::Relu, Init::He, 42).is_err());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+    #[cfg(feature = "rand")]
     pub fn mlp(
         dims: &[usize],
         activation: Activation,
@@ -144,7 +148,7 @@ impl Sequential {
                 format!("layer sizes {dims:?} need at least two sizes, all at least 1"),
             ));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = InitRng::new(seed);
         let mut net = Sequential::new();
         for (i, d) in dims.windows(2).enumerate() {
             if i > 0 {
@@ -160,8 +164,10 @@ impl Sequential {
     /// The number of layers (the loss not counted).
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// assert_eq!(Sequential::mlp(&[2, 3, 4, 5], Activation::Tanh, Init::Xavier, 0)?.len(), 5);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn len(&self) -> usize {
@@ -180,9 +186,11 @@ impl Sequential {
     /// The layers, in order.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
     /// assert_eq!(net.layers().len(), 1);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn layers(&self) -> &[Box<dyn Layer + Send>] {
@@ -193,9 +201,11 @@ impl Sequential {
     /// BatchNorm). Networks start in training mode.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
     /// net.set_training(false);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn set_training(&mut self, training: bool) {
@@ -207,10 +217,12 @@ impl Sequential {
     /// The network's output (the logits) for `x`, in the last layer's buffer.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
     /// assert_eq!(net.predict(&Tensor::zeros(&[5, 2]))?.shape(), &[5, 3]);
     /// assert!(net.predict(&Tensor::zeros(&[5, 4])).is_err());
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn predict<'a>(&'a mut self, x: &'a Tensor) -> Result<&'a Tensor, Error> {
@@ -223,10 +235,12 @@ impl Sequential {
     /// needs.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
     /// let loss = net.loss(&Tensor::zeros(&[1, 2]), Labels::Index(&[1]))?;
     /// assert!((loss - 3f32.ln()).abs() < 1e-6);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn loss(&mut self, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
@@ -242,9 +256,11 @@ impl Sequential {
     /// `Err` unless the last call was `loss`.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[2, 3], Activation::Relu, Init::He, 0)?;
     /// assert!(net.backward().is_err());
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn backward(&mut self) -> Result<(), Error> {
@@ -270,11 +286,13 @@ impl Sequential {
     /// a test-set-sized activation buffer); see [`evaluate`](Sequential::evaluate).
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
     /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
     /// let x = Tensor::new(&[3, 1], vec![1.0, -1.0, 2.0])?;
     /// assert_eq!(net.accuracy(&x, &[1, 0, 0], 2)?, 2.0 / 3.0);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn accuracy(&mut self, x: &Tensor, labels: &[usize], batch: usize) -> Result<f32, Error> {
@@ -285,6 +303,7 @@ impl Sequential {
     /// in batches of at most `batch` rows (no set-sized activation buffer).
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
     /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
@@ -292,6 +311,7 @@ impl Sequential {
     /// let (loss, acc) = net.evaluate(&x, &[1, 0, 0], 2)?;
     /// assert_eq!(acc, 2.0 / 3.0);
     /// assert!(loss > 0.0);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn evaluate(
@@ -348,11 +368,13 @@ impl Sequential {
     /// order; see [`Layer::visit_params`].
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
     /// let mut count = 0;
     /// net.visit_params(&mut |p, _| count += p.numel());
     /// assert_eq!(count, 4 * 3 + 3 + 3 * 2 + 2);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
@@ -366,11 +388,13 @@ impl Sequential {
     /// `"0.bias"`, `"2.weight"`, …).
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
     /// let mut names = Vec::new();
     /// net.visit_state(&mut |name, _| names.push(name.to_string()));
     /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
@@ -398,12 +422,14 @@ impl Sequential {
     /// entry differ more.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[3, 4, 2], Activation::Sigmoid, Init::Xavier, 1)?;
     /// let x = Tensor::new(&[2, 3], vec![0.5, -1.0, 2.0, 1.0, 0.0, -0.5])?;
     /// let grads = net.numerical_gradient(&x, Labels::Index(&[0, 1]), 1e-2)?;
     /// assert_eq!(grads.len(), 4);
     /// assert!(net.gradient_check(&x, Labels::Index(&[0, 1]), 1e-2)? < 1e-3);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn numerical_gradient(
@@ -445,10 +471,12 @@ impl Sequential {
     /// parameter. See there for the tolerance to expect.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[3, 5, 3], Activation::Tanh, Init::Xavier, 3)?;
     /// let x = Tensor::new(&[1, 3], vec![0.3, -0.7, 1.1])?;
     /// assert!(net.gradient_check(&x, Labels::Index(&[2]), 1e-2)? < 1e-3);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn gradient_check(&mut self, x: &Tensor, t: Labels<'_>, h: f32) -> Result<f32, Error> {

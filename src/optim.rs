@@ -59,6 +59,7 @@ pub trait Optimizer {
     /// backward.
     ///
     /// ```
+    /// # #[cfg(feature = "rand")] {
     /// use densegrad::optim::{Optimizer, Sgd};
     /// use densegrad::{Activation, Init, Labels, Sequential, Tensor};
     ///
@@ -72,6 +73,7 @@ pub trait Optimizer {
     ///     opt.step(&mut net)?;
     /// }
     /// assert!(net.loss(&x, Labels::Index(&[0, 1]))? < before);
+    /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     fn step(&mut self, net: &mut Sequential) -> Result<(), Error> {

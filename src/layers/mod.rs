@@ -8,6 +8,7 @@
 mod affine;
 mod batchnorm;
 mod conv;
+#[cfg(feature = "rand")]
 mod dropout;
 mod elementwise;
 mod pool;
@@ -19,6 +20,8 @@ mod softmax_loss;
 pub use affine::Affine;
 pub use batchnorm::BatchNorm;
 pub use conv::Convolution;
+#[cfg(feature = "rand")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
 pub use dropout::Dropout;
 pub use elementwise::{LeakyRelu, Tanh};
 pub use pool::Pooling;
