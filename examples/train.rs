@@ -480,14 +480,12 @@ fn run(args: &Args, plan: &Plan) -> Result<(), Box<dyn Error>> {
     let mut preds = String::with_capacity(mnist.test.len() * 2);
     let mut batches = mnist.test.batches(1000, None)?;
     while batches.next_into(&mut x, &mut labels) {
-        let out = net.predict(&x)?;
-        let c = out.shape()[1];
-        for row in out.data().chunks_exact(c) {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-            preds.push_str(&best.to_string());
+        // One class per line; a row with NaN logits has none ("nan").
+        for class in net.predict_classes(&x)? {
+            match class {
+                Some(c) => preds.push_str(&c.to_string()),
+                None => preds.push_str("nan"),
+            }
             preds.push('\n');
         }
     }

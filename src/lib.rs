@@ -83,7 +83,9 @@ pub use layers::{
     cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LeakyRelu, Pooling, Relu,
     Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
 };
-pub use net::{Activation, Sequential};
+#[cfg(feature = "rand")]
+pub use net::Activation;
+pub use net::Sequential;
 pub use tensor::Tensor;
 
 /// The README's examples, compiled and run as doctests so that they stay true.

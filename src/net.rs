@@ -1,8 +1,8 @@
 //! `Sequential`: a stack of layers ending in softmax cross-entropy.
 
-use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
+use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
 
 /// The activation between the Affine layers of [`Sequential::mlp`].
 ///
@@ -14,20 +14,22 @@ use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
 /// # }
 /// # Ok::<(), densegrad::Error>(())
 /// ```
+#[cfg(feature = "rand")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
-    /// [`Relu`].
+    /// [`Relu`](crate::Relu).
     Relu,
-    /// [`Sigmoid`].
+    /// [`Sigmoid`](crate::Sigmoid).
     Sigmoid,
-    /// [`Tanh`].
+    /// [`Tanh`](crate::Tanh).
     Tanh,
-    /// [`LeakyRelu`] with the given slope.
+    /// [`LeakyRelu`](crate::LeakyRelu) with the given slope.
     LeakyRelu(f32),
 }
 
+#[cfg(feature = "rand")]
 impl Activation {
-    #[cfg(feature = "rand")]
     fn layer(self) -> Result<Box<dyn Layer + Send>, Error> {
         Ok(match self {
             Activation::Relu => Box::new(Relu::new()),
@@ -64,13 +66,36 @@ impl Activation {
 /// ```
 pub struct Sequential {
     layers: Vec<Box<dyn Layer + Send>>,
+    /// One flag per layer: its parameters are left alone by optimizers.
+    frozen: Vec<bool>,
     loss: SoftmaxWithLoss,
     ready_for_backward: bool,
 }
 
+/// The layers in order, by [`Layer::name`], frozen ones marked.
+///
+/// ```
+/// use densegrad::{Affine, Relu, Sequential, Tensor};
+/// let mut net = Sequential::new()
+///     .with(Affine::new(Tensor::zeros(&[4, 3]), Tensor::zeros(&[3]))?)
+///     .with(Relu::new());
+/// net.set_frozen(0, true)?;
+/// assert_eq!(format!("{net:?}"), "Sequential[Affine (frozen), Relu]");
+/// # Ok::<(), densegrad::Error>(())
+/// ```
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sequential({} layers)", self.layers.len())
+        write!(f, "Sequential[")?;
+        for (i, (layer, &frozen)) in self.layers.iter().zip(&self.frozen).enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{}", layer.name())?;
+            if frozen {
+                write!(f, " (frozen)")?;
+            }
+        }
+        write!(f, "]")
     }
 }
 
@@ -89,6 +114,7 @@ impl Sequential {
     pub fn new() -> Sequential {
         Sequential {
             layers: Vec::new(),
+            frozen: Vec::new(),
             loss: SoftmaxWithLoss::new(),
             ready_for_backward: false,
         }
@@ -105,7 +131,7 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn with(mut self, layer: impl Layer + Send + 'static) -> Sequential {
-        self.layers.push(Box::new(layer));
+        self.push(Box::new(layer));
         self
     }
 
@@ -119,6 +145,7 @@ impl Sequential {
     /// ```
     pub fn push(&mut self, layer: Box<dyn Layer + Send>) {
         self.layers.push(layer);
+        self.frozen.push(false);
     }
 
     /// A multi-layer perceptron: Affine layers of sizes `dims[0] → dims[1]
@@ -134,7 +161,7 @@ impl Sequential {
     /// assert!(Sequential::mlp(&[784], Activation::Relu, Init::He, 42).is_err());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
     #[cfg(feature = "rand")]
     pub fn mlp(
         dims: &[usize],
@@ -152,11 +179,10 @@ impl Sequential {
         let mut net = Sequential::new();
         for (i, d) in dims.windows(2).enumerate() {
             if i > 0 {
-                net.layers.push(activation.layer()?);
+                net.push(activation.layer()?);
             }
             let w = init.weights(d[0], d[1], &mut rng)?;
-            net.layers
-                .push(Box::new(Affine::new(w, Tensor::zeros(&[d[1]]))?));
+            net.push(Box::new(Affine::new(w, Tensor::zeros(&[d[1]]))?));
         }
         Ok(net)
     }
@@ -195,6 +221,119 @@ impl Sequential {
     /// ```
     pub fn layers(&self) -> &[Box<dyn Layer + Send>] {
         &self.layers
+    }
+
+    /// The layers, in order, mutably: to reach a layer's parameters or
+    /// switch its mode, or to replace it by another layer.
+    ///
+    /// ```
+    /// use densegrad::{Layer, Relu, Sequential, Sigmoid};
+    /// let mut net = Sequential::new().with(Relu::new());
+    /// net.layers_mut()[0] = Box::new(Sigmoid::new());
+    /// assert_eq!(net.layers()[0].name(), "Sigmoid");
+    /// ```
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer + Send>] {
+        self.ready_for_backward = false;
+        &mut self.layers
+    }
+
+    /// Freezes (`true`) or unfreezes layer `index`: every optimizer's
+    /// [`step`](crate::optim::Optimizer::step) leaves a frozen layer's
+    /// parameters unchanged (its gradients are still computed, so that the
+    /// layers before it learn). `Err` for an index past the last layer.
+    ///
+    /// ```
+    /// use densegrad::optim::{Optimizer, Sgd};
+    /// use densegrad::{Affine, Labels, Sequential, Tensor};
+    ///
+    /// let fc = |w: [f32; 4]| Affine::new(Tensor::new(&[2, 2], w.to_vec()).unwrap(), Tensor::zeros(&[2])).unwrap();
+    /// let mut net = Sequential::new().with(fc([0.5; 4])).with(fc([1.0, -1.0, 0.5, 0.25]));
+    /// net.set_frozen(1, true)?;
+    /// net.loss(&Tensor::new(&[1, 2], vec![1.0, 2.0])?, Labels::Index(&[0]))?;
+    /// net.backward()?;
+    /// Sgd::new(0.1).step(&mut net)?;
+    /// let mut weights = Vec::new();
+    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { weights.push(p.data().to_vec()) });
+    /// assert_ne!(weights[0], [0.5; 4]);                // trained
+    /// assert_eq!(weights[1], [1.0, -1.0, 0.5, 0.25]); // frozen
+    /// assert!(net.set_frozen(2, true).is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn set_frozen(&mut self, index: usize, frozen: bool) -> Result<(), Error> {
+        let n = self.layers.len();
+        let flag = self.frozen.get_mut(index).ok_or_else(|| {
+            Error::shape(
+                "sequential set_frozen",
+                format!("layer {index} does not exist; the network has {n} layers"),
+            )
+        })?;
+        *flag = frozen;
+        Ok(())
+    }
+
+    /// Whether layer `index` is frozen (`false` past the last layer).
+    ///
+    /// ```
+    /// use densegrad::{Relu, Sequential};
+    /// let mut net = Sequential::new().with(Relu::new());
+    /// assert!(!net.is_frozen(0));
+    /// net.set_frozen(0, true)?;
+    /// assert!(net.is_frozen(0));
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn is_frozen(&self, index: usize) -> bool {
+        self.frozen.get(index).copied().unwrap_or(false)
+    }
+
+    /// Calls `f(index, parameter, gradient)` for every parameter of every
+    /// layer that is not [frozen](Sequential::set_frozen), where `index` is
+    /// the parameter's position in [`visit_params`](Sequential::visit_params)
+    /// order (frozen ones counted), so an optimizer's per-parameter state
+    /// stays attached to the same parameter when layers are frozen or
+    /// unfrozen. This is what [`Optimizer::step`](crate::optim::Optimizer::step)
+    /// uses.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Relu, Sequential, Tensor};
+    /// let fc = || Affine::new(Tensor::zeros(&[2, 2]), Tensor::zeros(&[2])).unwrap();
+    /// let mut net = Sequential::new().with(fc()).with(Relu::new()).with(fc());
+    /// net.set_frozen(0, true)?;
+    /// let mut seen = Vec::new();
+    /// net.visit_trainable_params(&mut |i, _, _| seen.push(i));
+    /// assert_eq!(seen, [2, 3]); // layer 0's weight and bias are 0 and 1
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn visit_trainable_params(&mut self, f: &mut dyn FnMut(usize, &mut Tensor, &Tensor)) {
+        let mut index = 0;
+        for (layer, &frozen) in self.layers.iter_mut().zip(&self.frozen) {
+            layer.visit_params(&mut |p, g| {
+                if !frozen {
+                    f(index, p, g);
+                }
+                index += 1;
+            });
+        }
+    }
+
+    /// The predicted class of every row of `x` (the index of its largest
+    /// logit, the first on ties), or `None` for a row whose logits hold a
+    /// NaN (a diverged network has no prediction).
+    ///
+    /// ```
+    /// use densegrad::{Affine, Sequential, Tensor};
+    /// let w = Tensor::new(&[2, 3], vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0])?;
+    /// let mut net = Sequential::new().with(Affine::new(w, Tensor::zeros(&[3]))?);
+    /// let x = Tensor::new(&[3, 2], vec![2.0, 1.0, 0.0, 3.0, f32::NAN, 0.0])?;
+    /// assert_eq!(net.predict_classes(&x)?, [Some(0), Some(1), None]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn predict_classes(&mut self, x: &Tensor) -> Result<Vec<Option<usize>>, Error> {
+        let out = self.predict(x)?;
+        let c = match out.shape() {
+            [.., c] => *c,
+            [] => 1,
+        };
+        Ok(out.data().chunks(c.max(1)).map(argmax).collect())
     }
 
     /// Switches every layer between training and evaluation (Dropout,

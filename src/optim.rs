@@ -77,24 +77,25 @@ pub trait Optimizer {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     fn step(&mut self, net: &mut Sequential) -> Result<(), Error> {
-        self.begin_step();
-        let mut i = 0;
+        // Every pair is checked before any parameter moves, so a refused
+        // step changes nothing.
         let mut bad = None;
-        net.visit_params(&mut |p: &mut Tensor, g: &Tensor| {
-            if p.numel() != g.numel() {
-                bad.get_or_insert((i, p.shape().to_vec(), g.shape().to_vec()));
-            } else {
-                self.update(i, p.data_mut(), g.data());
+        net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
+            if p.numel() != g.numel() && bad.is_none() {
+                bad = Some((i, p.shape().to_vec(), g.shape().to_vec()));
             }
-            i += 1;
         });
-        match bad {
-            None => Ok(()),
-            Some((i, p, g)) => Err(Error::shape(
+        if let Some((i, p, g)) = bad {
+            return Err(Error::shape(
                 "optimizer step",
                 format!("parameter {i} is {p:?} but its gradient is {g:?}"),
-            )),
+            ));
         }
+        self.begin_step();
+        net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
+            self.update(i, p.data_mut(), g.data());
+        });
+        Ok(())
     }
 }
 

@@ -1,9 +1,9 @@
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm_par, MatRef};
 use crate::kernels::reduce::{broadcast_rows, col_sums};
+use crate::{Error, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
-use crate::{Error, Tensor};
 
 /// Fully connected layer, `Y = X·W + b`, with W of shape (K, M) and b of shape (M).
 ///
@@ -97,7 +97,7 @@ impl Affine {
     /// assert!(Affine::with_init(0, 50, Init::He, 7).is_err());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
     #[cfg(feature = "rand")]
     pub fn with_init(k: usize, m: usize, init: Init, seed: u64) -> Result<Affine, Error> {
         let mut rng = InitRng::new(seed);

@@ -1,9 +1,9 @@
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
 use crate::kernels::conv::{conv2d_backward, conv2d_forward, partials_len, ColBuffers};
 use crate::kernels::window::Window2d;
+use crate::{Error, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
-use crate::{Error, Tensor};
 
 /// 2-D convolution over NCHW input: `y[n, f] = Σ_c x[n, c] ⋆ W[f, c] + b[f]`,
 /// with W of shape (FN, C, FH, FW), b of shape (FN), zero padding `pad` on
@@ -141,7 +141,7 @@ impl Convolution {
     /// assert_eq!(conv.weight(), Convolution::with_init([30, 1, 5, 5], 1, 0, Init::He, 42)?.weight());
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-#[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
     #[cfg(feature = "rand")]
     pub fn with_init(
         shape: [usize; 4],

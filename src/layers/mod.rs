@@ -130,6 +130,22 @@ pub trait Layer {
         let _ = f;
     }
 
+    /// The layer's type name without its module path (`"Affine"`), as
+    /// `Sequential`'s `Debug` lists it.
+    ///
+    /// ```
+    /// use densegrad::{Layer, Relu};
+    /// assert_eq!(Relu::new().name(), "Relu");
+    /// ```
+    fn name(&self) -> &'static str {
+        let full = std::any::type_name::<Self>();
+        // "densegrad::layers::affine::Affine" → "Affine" (generic
+        // parameters, if any, kept).
+        let base = full.split('<').next().unwrap_or(full);
+        let start = base.rfind("::").map_or(0, |i| i + 2);
+        &full[start..]
+    }
+
     /// Switches between training (the default) and evaluation behaviour.
     /// Only Dropout and BatchNorm behave differently; for other layers this
     /// does nothing.

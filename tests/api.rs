@@ -1,0 +1,135 @@
+//! The embedder-facing API of `Sequential`: freezing honoured by every
+//! optimizer, a refused optimizer step changes nothing, `layers_mut`,
+//! `predict_classes`, `Debug`, and `save_bytes` round trips.
+
+use densegrad::optim::{AdaGrad, Adam, Momentum, Nesterov, Optimizer, RmsProp, Sgd};
+use densegrad::{Activation, Init, Labels, Layer, Relu, Sequential, Tensor};
+
+fn params(net: &mut Sequential) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    net.visit_params(&mut |p, _| out.push(p.data().to_vec()));
+    out
+}
+
+fn optimizers() -> Vec<Box<dyn Optimizer>> {
+    vec![
+        Box::new(Sgd::new(0.1)),
+        Box::new(Momentum::new(0.1, 0.9)),
+        Box::new(Nesterov::new(0.1, 0.9)),
+        Box::new(AdaGrad::new(0.1)),
+        Box::new(RmsProp::new(0.01, 0.99)),
+        Box::new(Adam::new(0.01)),
+    ]
+}
+
+#[test]
+fn every_optimizer_leaves_a_frozen_layer_alone() {
+    let x = Tensor::new(&[3, 4], (0..12).map(|i| i as f32 * 0.1 - 0.5).collect()).unwrap();
+    let labels = [0, 2, 1];
+    for mut opt in optimizers() {
+        let mut net = Sequential::mlp(&[4, 5, 3], Activation::Relu, Init::He, 11).unwrap();
+        net.set_frozen(2, true).unwrap();
+        let before = params(&mut net);
+        for _ in 0..3 {
+            net.loss(&x, Labels::Index(&labels)).unwrap();
+            net.backward().unwrap();
+            opt.step(&mut net).unwrap();
+        }
+        let after = params(&mut net);
+        assert_ne!(before[0], after[0], "layer 0 trains");
+        assert_eq!(before[2], after[2], "frozen layer 2's weight");
+        assert_eq!(before[3], after[3], "frozen layer 2's bias");
+        // Unfrozen, it trains again, with its own optimizer state.
+        net.set_frozen(2, false).unwrap();
+        net.loss(&x, Labels::Index(&labels)).unwrap();
+        net.backward().unwrap();
+        opt.step(&mut net).unwrap();
+        assert_ne!(params(&mut net)[2], after[2]);
+    }
+}
+
+#[test]
+fn a_refused_step_moves_no_parameter() {
+    let x = Tensor::new(&[2, 3], vec![0.5; 6]).unwrap();
+    for mut opt in optimizers() {
+        let mut net = Sequential::mlp(&[3, 4, 2], Activation::Relu, Init::He, 3).unwrap();
+        net.loss(&x, Labels::Index(&[0, 1])).unwrap();
+        net.backward().unwrap();
+        // The last bias replaced by one of another length: the gradient no
+        // longer fits it.
+        let mut i = 0;
+        net.visit_params(&mut |p, _| {
+            i += 1;
+            if i == 4 {
+                *p = Tensor::zeros(&[5]);
+            }
+        });
+        let before = params(&mut net);
+        let err = opt.step(&mut net).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "optimizer step: parameter 3 is [5] but its gradient is [2]"
+        );
+        assert_eq!(params(&mut net), before, "nothing moved");
+    }
+}
+
+#[test]
+fn layers_mut_predict_classes_and_debug() {
+    let mut net = Sequential::mlp(&[2, 3, 2], Activation::Sigmoid, Init::Xavier, 5).unwrap();
+    assert_eq!(format!("{net:?}"), "Sequential[Affine, Sigmoid, Affine]");
+    net.layers_mut()[1] = Box::new(Relu::new());
+    net.set_frozen(0, true).unwrap();
+    assert_eq!(
+        format!("{net:?}"),
+        "Sequential[Affine (frozen), Relu, Affine]"
+    );
+    assert_eq!(net.layers()[1].name(), "Relu");
+    let x = Tensor::new(&[3, 2], vec![1.0, -1.0, 0.5, 2.0, f32::NAN, 1.0]).unwrap();
+    let classes = net.predict_classes(&x).unwrap();
+    let logits = net.predict(&x).unwrap().clone();
+    for (row, class) in logits.data().chunks(2).zip(&classes) {
+        if row.iter().any(|v| v.is_nan()) {
+            assert_eq!(*class, None);
+        } else {
+            assert_eq!(*class, Some(if row[1] > row[0] { 1 } else { 0 }));
+        }
+    }
+    assert_eq!(classes[2], None);
+    assert!(net.predict_classes(&Tensor::zeros(&[1, 3])).is_err());
+    assert!(net.set_frozen(3, true).is_err());
+    assert!(!net.is_frozen(7));
+}
+
+#[cfg(feature = "safetensors")]
+#[test]
+fn save_bytes_round_trips_and_names_a_duplicate() {
+    let mut a = Sequential::mlp(&[3, 4, 2], Activation::Tanh, Init::Xavier, 1).unwrap();
+    let mut b = Sequential::mlp(&[3, 4, 2], Activation::Tanh, Init::Xavier, 2).unwrap();
+    assert_ne!(params(&mut a), params(&mut b));
+    b.load_bytes(&a.save_bytes().unwrap()).unwrap();
+    assert_eq!(params(&mut a), params(&mut b));
+
+    /// A layer reporting one state name twice.
+    struct Twice(Tensor);
+    impl Layer for Twice {
+        fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, densegrad::Error> {
+            self.0 = x.clone();
+            Ok(&self.0)
+        }
+        fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, densegrad::Error> {
+            self.0 = dout.clone();
+            Ok(&self.0)
+        }
+        fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+            f("w", &mut self.0);
+            f("w", &mut self.0);
+        }
+    }
+    let mut net = Sequential::new().with(Twice(Tensor::zeros(&[2])));
+    let err = net.save_bytes().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "save checkpoint: two state tensors are named 0.w; names must be unique"
+    );
+}
