@@ -237,10 +237,7 @@ fn w2_activations(c: &mut Criterion) {
         });
         for (t, pool) in pools() {
             let (mut relu, mut sig) = (Relu::new(), Sigmoid::new());
-            for (name, layer) in [
-                ("relu", &mut relu as &mut (dyn Layer + Send)),
-                ("sigmoid", &mut sig),
-            ] {
+            for (name, layer) in [("relu", &mut relu as &mut dyn Layer), ("sigmoid", &mut sig)] {
                 bench_in(
                     &mut g,
                     BenchmarkId::new(format!("{name} fwd {t}"), len),

@@ -43,7 +43,7 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "safetensors")))]
-    pub fn save(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         const OP: &str = "save checkpoint";
         let path = path.as_ref();
         let bytes = self.save_bytes()?;
@@ -87,10 +87,10 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "safetensors")))]
-    pub fn save_bytes(&mut self) -> Result<Vec<u8>, Error> {
+    pub fn save_bytes(&self) -> Result<Vec<u8>, Error> {
         const OP: &str = "save checkpoint";
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        self.visit_state(&mut |name, t| {
+        self.visit_state_ref(&mut |name, t| {
             let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((name.to_string(), t.shape().to_vec(), bytes));
         });

@@ -80,8 +80,8 @@ pub use init::InitRng;
 #[cfg(feature = "rand")]
 pub use layers::Dropout;
 pub use layers::{
-    cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LeakyRelu, Pooling, Relu,
-    Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
+    cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LayerClone, LeakyRelu, Pooling,
+    Relu, Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
 };
 #[cfg(feature = "rand")]
 pub use net::Activation;

@@ -30,7 +30,7 @@ pub enum Activation {
 
 #[cfg(feature = "rand")]
 impl Activation {
-    fn layer(self) -> Result<Box<dyn Layer + Send>, Error> {
+    fn layer(self) -> Result<Box<dyn Layer>, Error> {
         Ok(match self {
             Activation::Relu => Box::new(Relu::new()),
             Activation::Sigmoid => Box::new(Sigmoid::new()),
@@ -64,8 +64,9 @@ impl Activation {
 /// # }
 /// # Ok::<(), densegrad::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Sequential {
-    layers: Vec<Box<dyn Layer + Send>>,
+    layers: Vec<Box<dyn Layer>>,
     /// One flag per layer: its parameters are left alone by optimizers.
     frozen: Vec<bool>,
     loss: SoftmaxWithLoss,
@@ -130,7 +131,7 @@ impl Sequential {
     /// assert_eq!(net.len(), 2);
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn with(mut self, layer: impl Layer + Send + 'static) -> Sequential {
+    pub fn with(mut self, layer: impl Layer + 'static) -> Sequential {
         self.push(Box::new(layer));
         self
     }
@@ -143,7 +144,7 @@ impl Sequential {
     /// net.push(Box::new(Relu::new()));
     /// assert_eq!(net.len(), 1);
     /// ```
-    pub fn push(&mut self, layer: Box<dyn Layer + Send>) {
+    pub fn push(&mut self, layer: Box<dyn Layer>) {
         self.layers.push(layer);
         self.frozen.push(false);
     }
@@ -219,7 +220,7 @@ impl Sequential {
     /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn layers(&self) -> &[Box<dyn Layer + Send>] {
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
 
@@ -232,7 +233,7 @@ impl Sequential {
     /// net.layers_mut()[0] = Box::new(Sigmoid::new());
     /// assert_eq!(net.layers()[0].name(), "Sigmoid");
     /// ```
-    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer + Send>] {
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
         self.ready_for_backward = false;
         &mut self.layers
     }
@@ -549,6 +550,32 @@ impl Sequential {
         }
     }
 
+    /// [`visit_state`](Sequential::visit_state), read-only (what
+    /// [`save`](Sequential::save) writes), with the same names.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Relu, Sequential, Tensor};
+    /// let net = Sequential::new()
+    ///     .with(Affine::new(Tensor::zeros(&[4, 3]), Tensor::zeros(&[3]))?)
+    ///     .with(Relu::new());
+    /// let mut names = Vec::new();
+    /// net.visit_state_ref(&mut |name, t| names.push(format!("{name} {:?}", t.shape())));
+    /// assert_eq!(names, ["0.weight [4, 3]", "0.bias [3]"]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        let mut name = String::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_state_ref(&mut |n, t| {
+                name.clear();
+                name.push_str(&i.to_string());
+                name.push('.');
+                name.push_str(n);
+                f(&name, t)
+            });
+        }
+    }
+
     /// The book's `numerical_gradient`: ∂loss/∂p for every parameter p (in
     /// [`visit_params`](Sequential::visit_params) order) by central
     /// differences `(L(p + h) − L(p − h)) / 2h`, evaluating the network in f32.
@@ -652,10 +679,7 @@ impl Sequential {
 }
 
 /// `x` through every layer, each writing into its own buffer.
-fn forward_all<'a>(
-    layers: &'a mut [Box<dyn Layer + Send>],
-    x: &'a Tensor,
-) -> Result<&'a Tensor, Error> {
+fn forward_all<'a>(layers: &'a mut [Box<dyn Layer>], x: &'a Tensor) -> Result<&'a Tensor, Error> {
     let mut h = x;
     for layer in layers {
         h = layer.forward_ref(h)?;

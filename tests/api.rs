@@ -111,6 +111,7 @@ fn save_bytes_round_trips_and_names_a_duplicate() {
     assert_eq!(params(&mut a), params(&mut b));
 
     /// A layer reporting one state name twice.
+    #[derive(Clone)]
     struct Twice(Tensor);
     impl Layer for Twice {
         fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, densegrad::Error> {
@@ -126,10 +127,42 @@ fn save_bytes_round_trips_and_names_a_duplicate() {
             f("w", &mut self.0);
         }
     }
-    let mut net = Sequential::new().with(Twice(Tensor::zeros(&[2])));
+    let net = Sequential::new().with(Twice(Tensor::zeros(&[2])));
     let err = net.save_bytes().unwrap_err();
     assert_eq!(
         err.to_string(),
         "save checkpoint: two state tensors are named 0.w; names must be unique"
     );
+}
+
+#[test]
+fn a_network_is_send_sync_and_clones_into_an_independent_copy() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Sequential>();
+    let x = Tensor::new(&[2, 3], vec![0.1, 0.2, 0.3, -0.4, 0.5, -0.6]).unwrap();
+    let mut a = Sequential::mlp(&[3, 4, 2], Activation::Relu, Init::He, 9)
+        .unwrap()
+        .with(densegrad::Dropout::new(0.5, 1).unwrap());
+    let mut b = a.clone();
+    assert_eq!(params(&mut a), params(&mut b));
+    // The clone's Dropout draws the same masks: the same loss, bit for bit.
+    let la = a.loss(&x, Labels::Index(&[0, 1])).unwrap();
+    let lb = b.loss(&x, Labels::Index(&[0, 1])).unwrap();
+    assert_eq!(la.to_bits(), lb.to_bits());
+    a.backward().unwrap();
+    Sgd::new(0.5).step(&mut a).unwrap();
+    assert_ne!(
+        params(&mut a),
+        params(&mut b),
+        "training a leaves b as it was"
+    );
+    // Shared across threads for evaluation, read-only.
+    let net = std::sync::Arc::new(b);
+    let n = std::thread::spawn({
+        let net = net.clone();
+        move || net.len()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(n, 4);
 }

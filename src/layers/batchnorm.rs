@@ -260,6 +260,13 @@ impl Layer for BatchNorm {
         f("running_var", &mut self.running_var);
     }
 
+    fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        f("gamma", &self.gamma);
+        f("beta", &self.beta);
+        f("running_mean", &self.running_mean);
+        f("running_var", &self.running_var);
+    }
+
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }

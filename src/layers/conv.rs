@@ -403,4 +403,9 @@ impl Layer for Convolution {
         f("weight", &mut self.w);
         f("bias", &mut self.b);
     }
+
+    fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        f("weight", &self.w);
+        f("bias", &self.b);
+    }
 }

@@ -75,6 +75,9 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("dropout forward", x)?;
         self.out.resize_buffer(x.shape());

@@ -48,6 +48,9 @@ impl Tanh {
 }
 
 impl Layer for Tanh {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("tanh forward", x)?;
         self.out.resize_buffer(x.shape());
@@ -122,6 +125,9 @@ impl LeakyRelu {
 }
 
 impl Layer for LeakyRelu {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("leaky relu forward", x)?;
         self.out.resize_buffer(x.shape());

@@ -58,7 +58,12 @@ use crate::{Error, Tensor};
 /// assert_eq!(relu.backward_ref(&Tensor::from_slice(&[1.0, 1.0]))?.data(), &[1.0, 0.0]);
 /// # Ok::<(), densegrad::Error>(())
 /// ```
-pub trait Layer {
+///
+/// Every layer is `Send + Sync` (a network moves between threads and is
+/// shared read-only across them) and `Clone` through [`LayerClone`], which
+/// any `Clone` layer gets for free: `#[derive(Clone)]` on a custom layer is
+/// all it takes for a `Sequential` holding it to be `Clone`.
+pub trait Layer: Send + Sync + LayerClone {
     /// The layer's output for input `x`, in a buffer the layer owns and
     /// reuses on the next call (no allocation once it has the right size).
     /// Remembers what `backward` needs.
@@ -146,11 +151,56 @@ pub trait Layer {
         &full[start..]
     }
 
+    /// [`visit_state`](Layer::visit_state), read-only: what checkpoints
+    /// save. The default visits a clone of the layer, so it is right for any
+    /// layer; every built-in layer overrides it to visit its own tensors
+    /// without the copy, and a custom layer with state should too.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    ///
+    /// let fc = Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2]))?;
+    /// let mut shapes = Vec::new();
+    /// fc.visit_state_ref(&mut |name, t| shapes.push((name.to_string(), t.shape().to_vec())));
+    /// assert_eq!(shapes, [("weight".to_string(), vec![3, 2]), ("bias".to_string(), vec![2])]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
+        let mut copy = self.clone_layer();
+        copy.visit_state(&mut |name, t| f(name, t));
+    }
+
     /// Switches between training (the default) and evaluation behaviour.
     /// Only Dropout and BatchNorm behave differently; for other layers this
     /// does nothing.
     fn set_training(&mut self, training: bool) {
         let _ = training;
+    }
+}
+
+/// Cloning a boxed [`Layer`]; implemented for every `Layer + Clone`, so a
+/// layer never implements it by hand.
+///
+/// ```
+/// use densegrad::{Layer, Relu};
+/// let a: Box<dyn Layer> = Box::new(Relu::new());
+/// let b = a.clone();
+/// assert_eq!(b.name(), "Relu");
+/// ```
+pub trait LayerClone {
+    /// A boxed copy of this layer: parameters, state and buffers.
+    fn clone_layer(&self) -> Box<dyn Layer>;
+}
+
+impl<T: Layer + Clone + 'static> LayerClone for T {
+    fn clone_layer(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Layer> {
+    fn clone(&self) -> Self {
+        self.clone_layer()
     }
 }
 

@@ -123,6 +123,9 @@ impl Pooling {
 }
 
 impl Layer for Pooling {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "pooling forward";
         self.cache = None;

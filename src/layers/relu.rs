@@ -52,6 +52,9 @@ impl Relu {
 }
 
 impl Layer for Relu {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("relu forward", x)?;
         self.out.resize_buffer(x.shape());

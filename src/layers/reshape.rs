@@ -77,6 +77,9 @@ impl Reshape {
 }
 
 impl Layer for Reshape {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "reshape forward";
         self.ready = false;

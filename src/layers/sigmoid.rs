@@ -54,6 +54,9 @@ impl Sigmoid {
 }
 
 impl Layer for Sigmoid {
+    /// No state.
+    fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         require_nonempty("sigmoid forward", x)?;
         self.out.resize_buffer(x.shape());
