@@ -261,7 +261,7 @@ fn optimizer(args: &Args, plan: &Plan) -> Box<dyn Optimizer> {
 /// batches of 1000 rows.
 fn evaluate(net: &mut Sequential, d: &Dataset) -> Result<(f32, f32), densegrad::Error> {
     net.set_training(false);
-    let result = net.evaluate(&d.x, &d.labels, 1000);
+    let result = net.evaluate(d.x(), d.labels(), 1000);
     net.set_training(true);
     result
 }

@@ -162,17 +162,17 @@ fn parse_idx(mut r: impl Read) -> Result<Idx, Error> {
 /// ```
 /// use densegrad::{data::Dataset, Tensor};
 /// let d = Dataset::new(Tensor::zeros(&[4, 3]), vec![0, 1, 2, 1], 3)?;
-/// assert_eq!((d.len(), d.features(), d.classes), (4, 3, 3));
+/// assert_eq!((d.len(), d.features(), d.classes()), (4, 3, 3));
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// (N, features), row-major.
-    pub x: Tensor,
-    /// One class index per row.
-    pub labels: Vec<usize>,
-    /// The number of classes; every label is below it.
-    pub classes: usize,
+    x: Tensor,
+    /// One class index per row, each below `classes` (checked by `new`;
+    /// the fields are private so that it stays true).
+    labels: Vec<usize>,
+    classes: usize,
 }
 
 impl Dataset {
@@ -229,6 +229,53 @@ impl Dataset {
     /// ```
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The features, (N, features) row-major.
+    ///
+    /// ```
+    /// # use densegrad::{data::Dataset, Tensor};
+    /// let d = Dataset::new(Tensor::zeros(&[2, 4]), vec![0, 1], 2)?;
+    /// assert_eq!(d.x().shape(), &[2, 4]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn x(&self) -> &Tensor {
+        &self.x
+    }
+
+    /// One class index per example.
+    ///
+    /// ```
+    /// # use densegrad::{data::Dataset, Tensor};
+    /// let d = Dataset::new(Tensor::zeros(&[2, 4]), vec![0, 1], 2)?;
+    /// assert_eq!(d.labels(), &[0, 1]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// The number of classes; every label is below it.
+    ///
+    /// ```
+    /// # use densegrad::{data::Dataset, Tensor};
+    /// assert_eq!(Dataset::new(Tensor::zeros(&[1, 4]), vec![0], 10)?.classes(), 10);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The features and labels, taken apart.
+    ///
+    /// ```
+    /// # use densegrad::{data::Dataset, Tensor};
+    /// let (x, labels) = Dataset::new(Tensor::zeros(&[1, 4]), vec![3], 10)?.into_parts();
+    /// assert_eq!((x.shape(), labels), (&[1, 4][..], vec![3]));
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn into_parts(self) -> (Tensor, Vec<usize>) {
+        (self.x, self.labels)
     }
 
     /// The number of features per example.
@@ -403,8 +450,8 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Dataset, Error> 
 ///
 /// ```no_run
 /// let mnist = densegrad::data::load_mnist("data/mnist")?;
-/// assert_eq!(mnist.train.x.shape(), &[60000, 784]);
-/// assert_eq!(mnist.test.labels[..3], [7, 2, 1]);
+/// assert_eq!(mnist.train.x().shape(), &[60000, 784]);
+/// assert_eq!(mnist.test.labels()[..3], [7, 2, 1]);
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 pub fn load_mnist(dir: impl AsRef<Path>) -> Result<Mnist, Error> {

@@ -54,6 +54,14 @@ pub enum Error {
         /// What was expected and what was found.
         msg: String,
     },
+    /// A value outside what the operation accepts, whatever the shapes: a
+    /// NaN learning rate, a momentum or β outside [0, 1).
+    Argument {
+        /// The operation that refused the value.
+        op: &'static str,
+        /// Which value, and what it must be.
+        msg: String,
+    },
     /// A call made in the wrong order, such as `backward` before `forward`.
     State {
         /// The operation that refused to run.
@@ -94,6 +102,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn argument(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Argument {
+            op,
+            msg: msg.into(),
+        }
+    }
+
     pub(crate) fn state(op: &'static str, msg: impl Into<String>) -> Self {
         Error::State {
             op,
@@ -115,6 +130,7 @@ impl Error {
             | Error::Label { op, .. }
             | Error::Io { op, .. }
             | Error::Format { op, .. }
+            | Error::Argument { op, .. }
             | Error::State { op, .. } => op,
         }
     }
@@ -127,6 +143,7 @@ impl fmt::Display for Error {
             | Error::Label { op, msg }
             | Error::Io { op, msg }
             | Error::Format { op, msg }
+            | Error::Argument { op, msg }
             | Error::State { op, msg } => {
                 write!(f, "{op}: {msg}")
             }

@@ -36,6 +36,22 @@ pub trait Optimizer {
     /// Called once at the start of every step (Adam counts steps).
     fn begin_step(&mut self) {}
 
+    /// `Err` if a hyperparameter cannot give a meaningful update (a NaN or
+    /// negative learning rate, a momentum or β outside [0, 1), …), naming
+    /// it. [`step`](Optimizer::step) calls it before touching anything.
+    /// Every built-in optimizer checks its own; the default accepts.
+    ///
+    /// ```
+    /// use densegrad::optim::{Adam, Optimizer, Sgd};
+    /// assert!(Sgd::new(0.1).check().is_ok());
+    /// assert_eq!(Sgd::new(f32::NAN).check().unwrap_err().to_string(),
+    ///     "optimizer step: learning rate NaN must be finite and >= 0");
+    /// assert!(Adam::new(0.001).with_betas(1.0, 1.0).check().is_err());
+    /// ```
+    fn check(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The learning rate.
     ///
     /// ```
@@ -77,8 +93,9 @@ pub trait Optimizer {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     fn step(&mut self, net: &mut Sequential) -> Result<(), Error> {
-        // Every pair is checked before any parameter moves, so a refused
-        // step changes nothing.
+        // The hyperparameters and every pair are checked before any
+        // parameter moves, so a refused step changes nothing.
+        self.check()?;
         let mut bad = None;
         net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
             if p.numel() != g.numel() && bad.is_none() {
@@ -97,6 +114,25 @@ pub trait Optimizer {
         });
         Ok(())
     }
+}
+
+/// `Err` unless `v` is finite and in `lo..hi` (`hi` excluded unless
+/// `hi_inclusive`).
+fn require(name: &str, v: f32, lo: f32, hi: f32, rule: &str) -> Result<(), Error> {
+    if v.is_finite() && v >= lo && v < hi {
+        Ok(())
+    } else {
+        Err(Error::argument(
+            "optimizer step",
+            format!("{name} {v} must be {rule}"),
+        ))
+    }
+}
+
+/// The checks every optimizer shares: learning rate and weight decay.
+fn check_common(lr: f32, wd: f32) -> Result<(), Error> {
+    require("learning rate", lr, 0.0, f32::INFINITY, "finite and >= 0")?;
+    require("weight decay", wd, 0.0, f32::INFINITY, "finite and >= 0")
 }
 
 /// Per-parameter state buffers, sized on first use.
@@ -127,17 +163,16 @@ impl Slots {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sgd {
-    /// Learning rate.
-    pub lr: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    lr: f32,
+    weight_decay: f32,
 }
 
 impl Sgd {
     /// SGD with learning rate `lr` and no weight decay.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::Sgd::new(0.1).lr, 0.1);
+    /// use densegrad::optim::{Optimizer, Sgd};
+    /// assert_eq!(Sgd::new(0.1).learning_rate(), 0.1);
     /// ```
     pub fn new(lr: f32) -> Sgd {
         Sgd {
@@ -152,15 +187,29 @@ impl Sgd {
     ///
     /// ```
     /// let o = densegrad::optim::Sgd::new(0.1).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(Sgd::new(0.1).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
 }
 
 impl Optimizer for Sgd {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }
@@ -186,12 +235,9 @@ impl Optimizer for Sgd {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Momentum {
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum μ.
-    pub momentum: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
     v: Slots,
 }
 
@@ -199,7 +245,7 @@ impl Momentum {
     /// Momentum SGD with learning rate `lr` and momentum `mu`.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::Momentum::new(0.1, 0.9).momentum, 0.9);
+    /// assert_eq!(densegrad::optim::Momentum::new(0.1, 0.9).momentum(), 0.9);
     /// ```
     pub fn new(lr: f32, mu: f32) -> Momentum {
         Momentum {
@@ -216,15 +262,39 @@ impl Momentum {
     ///
     /// ```
     /// let o = densegrad::optim::Momentum::new(0.1, 0.9).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(Momentum::new(0.1, 0.9).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
+
+    /// The momentum μ.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Momentum::new(0.1, 0.9).momentum(), 0.9);
+    /// ```
+    pub fn momentum(&self) -> f32 {
+        self.momentum
+    }
 }
 
 impl Optimizer for Momentum {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)?;
+        require("momentum", self.momentum, 0.0, 1.0, "in [0, 1)")
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }
@@ -252,12 +322,9 @@ impl Optimizer for Momentum {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Nesterov {
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum μ.
-    pub momentum: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
     v: Slots,
 }
 
@@ -265,7 +332,8 @@ impl Nesterov {
     /// Nesterov momentum with learning rate `lr` and momentum `mu`.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::Nesterov::new(0.1, 0.9).lr, 0.1);
+    /// use densegrad::optim::{Nesterov, Optimizer};
+    /// assert_eq!(Nesterov::new(0.1, 0.9).learning_rate(), 0.1);
     /// ```
     pub fn new(lr: f32, mu: f32) -> Nesterov {
         Nesterov {
@@ -282,15 +350,39 @@ impl Nesterov {
     ///
     /// ```
     /// let o = densegrad::optim::Nesterov::new(0.1, 0.9).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(Nesterov::new(0.1, 0.9).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
+
+    /// The momentum μ.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Nesterov::new(0.1, 0.9).momentum(), 0.9);
+    /// ```
+    pub fn momentum(&self) -> f32 {
+        self.momentum
+    }
 }
 
 impl Optimizer for Nesterov {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)?;
+        require("momentum", self.momentum, 0.0, 1.0, "in [0, 1)")
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }
@@ -315,10 +407,8 @@ impl Optimizer for Nesterov {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AdaGrad {
-    /// Learning rate.
-    pub lr: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    lr: f32,
+    weight_decay: f32,
     h: Slots,
 }
 
@@ -326,7 +416,8 @@ impl AdaGrad {
     /// AdaGrad with learning rate `lr`.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::AdaGrad::new(0.01).lr, 0.01);
+    /// use densegrad::optim::{AdaGrad, Optimizer};
+    /// assert_eq!(AdaGrad::new(0.01).learning_rate(), 0.01);
     /// ```
     pub fn new(lr: f32) -> AdaGrad {
         AdaGrad {
@@ -342,15 +433,29 @@ impl AdaGrad {
     ///
     /// ```
     /// let o = densegrad::optim::AdaGrad::new(0.1).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(AdaGrad::new(0.01).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
 }
 
 impl Optimizer for AdaGrad {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }
@@ -375,12 +480,10 @@ impl Optimizer for AdaGrad {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RmsProp {
-    /// Learning rate.
-    pub lr: f32,
+    lr: f32,
     /// Decay ρ of the squared-gradient average.
-    pub decay: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    decay: f32,
+    weight_decay: f32,
     h: Slots,
 }
 
@@ -388,7 +491,7 @@ impl RmsProp {
     /// RMSprop with learning rate `lr` and decay `rho`.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::RmsProp::new(0.01, 0.99).decay, 0.99);
+    /// assert_eq!(densegrad::optim::RmsProp::new(0.01, 0.99).decay(), 0.99);
     /// ```
     pub fn new(lr: f32, rho: f32) -> RmsProp {
         RmsProp {
@@ -405,15 +508,39 @@ impl RmsProp {
     ///
     /// ```
     /// let o = densegrad::optim::RmsProp::new(0.1, 0.99).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(RmsProp::new(0.01, 0.99).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
+
+    /// The decay ρ of the squared-gradient average.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::RmsProp::new(0.01, 0.99).decay(), 0.99);
+    /// ```
+    pub fn decay(&self) -> f32 {
+        self.decay
+    }
 }
 
 impl Optimizer for RmsProp {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)?;
+        require("decay", self.decay, 0.0, 1.0, "in [0, 1)")
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }
@@ -442,14 +569,12 @@ impl Optimizer for RmsProp {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Adam {
-    /// Learning rate.
-    pub lr: f32,
+    lr: f32,
     /// (β1, β2).
-    pub betas: (f32, f32),
+    betas: (f32, f32),
     /// ε.
-    pub eps: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
+    eps: f32,
+    weight_decay: f32,
     t: u32,
     /// m and v of each parameter, side by side in one buffer.
     mv: Slots,
@@ -459,7 +584,7 @@ impl Adam {
     /// Adam with learning rate `lr` and the default β and ε.
     ///
     /// ```
-    /// assert_eq!(densegrad::optim::Adam::new(0.001).betas, (0.9, 0.999));
+    /// assert_eq!(densegrad::optim::Adam::new(0.001).betas(), (0.9, 0.999));
     /// ```
     pub fn new(lr: f32) -> Adam {
         Adam {
@@ -478,15 +603,78 @@ impl Adam {
     ///
     /// ```
     /// let o = densegrad::optim::Adam::new(0.1).with_weight_decay(1e-4);
-    /// assert_eq!(o.weight_decay, 1e-4);
+    /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
     }
+
+    /// The L2 weight decay.
+    ///
+    /// ```
+    /// # use densegrad::optim::*;
+    /// assert_eq!(Adam::new(0.001).with_weight_decay(1e-4).weight_decay(), 1e-4);
+    /// ```
+    pub fn weight_decay(&self) -> f32 {
+        self.weight_decay
+    }
+
+    /// (β1, β2).
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Adam::new(0.001).betas(), (0.9, 0.999));
+    /// ```
+    pub fn betas(&self) -> (f32, f32) {
+        self.betas
+    }
+
+    /// The same optimizer with moment decays β1 and β2 (each in [0, 1);
+    /// [`check`](Optimizer::check) refuses others).
+    ///
+    /// ```
+    /// let adam = densegrad::optim::Adam::new(0.001).with_betas(0.8, 0.99);
+    /// assert_eq!(adam.betas(), (0.8, 0.99));
+    /// ```
+    pub fn with_betas(mut self, beta1: f32, beta2: f32) -> Self {
+        self.betas = (beta1, beta2);
+        self
+    }
+
+    /// ε, added to the denominator.
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Adam::new(0.001).eps(), 1e-8);
+    /// ```
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    /// The same optimizer with denominator term `eps` (finite and > 0).
+    ///
+    /// ```
+    /// assert_eq!(densegrad::optim::Adam::new(0.001).with_eps(1e-6).eps(), 1e-6);
+    /// ```
+    pub fn with_eps(mut self, eps: f32) -> Self {
+        self.eps = eps;
+        self
+    }
 }
 
 impl Optimizer for Adam {
+    fn check(&self) -> Result<(), Error> {
+        check_common(self.lr, self.weight_decay)?;
+        require("beta1", self.betas.0, 0.0, 1.0, "in [0, 1)")?;
+        require("beta2", self.betas.1, 0.0, 1.0, "in [0, 1)")?;
+        require(
+            "eps",
+            self.eps,
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            "finite and > 0",
+        )
+    }
+
     fn learning_rate(&self) -> f32 {
         self.lr
     }

@@ -166,3 +166,67 @@ fn a_network_is_send_sync_and_clones_into_an_independent_copy() {
     .unwrap();
     assert_eq!(n, 4);
 }
+
+#[test]
+fn bad_hyperparameters_are_refused_before_any_parameter_moves() {
+    let x = Tensor::new(&[2, 3], vec![0.5; 6]).unwrap();
+    let bad: Vec<(Box<dyn Optimizer>, &str)> = vec![
+        (
+            Box::new(Sgd::new(f32::NAN)),
+            "learning rate NaN must be finite and >= 0",
+        ),
+        (
+            Box::new(Sgd::new(-0.1)),
+            "learning rate -0.1 must be finite and >= 0",
+        ),
+        (
+            Box::new(Sgd::new(0.1).with_weight_decay(f32::INFINITY)),
+            "weight decay inf must be finite and >= 0",
+        ),
+        (
+            Box::new(Momentum::new(0.1, 1.0)),
+            "momentum 1 must be in [0, 1)",
+        ),
+        (
+            Box::new(Nesterov::new(0.1, -0.5)),
+            "momentum -0.5 must be in [0, 1)",
+        ),
+        (
+            Box::new(RmsProp::new(0.1, 1.5)),
+            "decay 1.5 must be in [0, 1)",
+        ),
+        (
+            Box::new(Adam::new(0.001).with_betas(1.0, 1.0)),
+            "beta1 1 must be in [0, 1)",
+        ),
+        (
+            Box::new(Adam::new(0.001).with_betas(0.9, 1.0)),
+            "beta2 1 must be in [0, 1)",
+        ),
+        (
+            Box::new(Adam::new(0.001).with_eps(0.0)),
+            "eps 0 must be finite and > 0",
+        ),
+        (
+            Box::new(AdaGrad::new(f32::NEG_INFINITY)),
+            "learning rate -inf must be finite and >= 0",
+        ),
+    ];
+    for (mut opt, says) in bad {
+        let mut net = Sequential::mlp(&[3, 4, 2], Activation::Relu, Init::He, 3).unwrap();
+        net.loss(&x, Labels::Index(&[0, 1])).unwrap();
+        net.backward().unwrap();
+        let before = params(&mut net);
+        let err = opt.step(&mut net).unwrap_err();
+        assert!(matches!(err, densegrad::Error::Argument { .. }), "{err:?}");
+        assert_eq!(err.to_string(), format!("optimizer step: {says}"));
+        assert_eq!(params(&mut net), before, "nothing moved");
+    }
+    // A schedule that drives the rate to NaN is caught at the next step.
+    let mut opt = Sgd::new(0.1);
+    opt.set_learning_rate(f32::NAN);
+    let mut net = Sequential::mlp(&[3, 2], Activation::Relu, Init::He, 3).unwrap();
+    net.loss(&x, Labels::Index(&[0, 1])).unwrap();
+    net.backward().unwrap();
+    assert!(opt.step(&mut net).is_err());
+}

@@ -44,15 +44,15 @@ fn shipped_mnist_matches_its_checksums() {
 #[test]
 fn mnist_loads_with_the_published_first_labels() {
     let m = load_mnist(DIR).unwrap();
-    assert_eq!(m.train.x.shape(), &[60000, 784]);
-    assert_eq!(m.test.x.shape(), &[10000, 784]);
-    assert_eq!(m.train.labels[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
-    assert_eq!(m.test.labels[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
-    assert!(m.train.x.data().iter().all(|&p| (0.0..=1.0).contains(&p)));
+    assert_eq!(m.train.x().shape(), &[60000, 784]);
+    assert_eq!(m.test.x().shape(), &[10000, 784]);
+    assert_eq!(m.train.labels()[..10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    assert_eq!(m.test.labels()[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+    assert!(m.train.x().data().iter().all(|&p| (0.0..=1.0).contains(&p)));
     // Every class is present in both splits.
     for d in [&m.train, &m.test] {
         let mut seen = [0usize; 10];
-        d.labels.iter().for_each(|&l| seen[l] += 1);
+        d.labels().iter().for_each(|&l| seen[l] += 1);
         assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
     }
 }

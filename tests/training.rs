@@ -266,8 +266,8 @@ fn optimizers_follow_their_textbook_formulas() {
 fn small_mnist(n: usize) -> (Tensor, Vec<usize>) {
     let m =
         densegrad::data::load_mnist(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist")).unwrap();
-    let x = Tensor::new(&[n, 784], m.train.x.data()[..n * 784].to_vec()).unwrap();
-    (x, m.train.labels[..n].to_vec())
+    let x = Tensor::new(&[n, 784], m.train.x().data()[..n * 784].to_vec()).unwrap();
+    (x, m.train.labels()[..n].to_vec())
 }
 
 fn train_weights(x: &Tensor, labels: &[usize], threads: usize) -> Vec<u32> {
