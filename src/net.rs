@@ -73,7 +73,8 @@ pub struct Sequential {
     ready_for_backward: bool,
 }
 
-/// The layers in order, by [`Layer::name`], frozen ones marked.
+/// The layers in order, by [`Layer::name`], each with the shapes of its
+/// state tensors, frozen ones marked.
 ///
 /// ```
 /// use densegrad::{Affine, Relu, Sequential, Tensor};
@@ -81,7 +82,7 @@ pub struct Sequential {
 ///     .with(Affine::new(Tensor::zeros(&[4, 3]), Tensor::zeros(&[3]))?)
 ///     .with(Relu::new());
 /// net.set_frozen(0, true)?;
-/// assert_eq!(format!("{net:?}"), "Sequential[Affine (frozen), Relu]");
+/// assert_eq!(format!("{net:?}"), "Sequential[Affine(weight [4, 3], bias [3]) frozen, Relu]");
 /// # Ok::<(), densegrad::Error>(())
 /// ```
 impl std::fmt::Debug for Sequential {
@@ -92,8 +93,13 @@ impl std::fmt::Debug for Sequential {
                 write!(f, ", ")?;
             }
             write!(f, "{}", layer.name())?;
+            let mut state = Vec::new();
+            layer.visit_state_ref(&mut |name, t| state.push(format!("{name} {:?}", t.shape())));
+            if !state.is_empty() {
+                write!(f, "({})", state.join(", "))?;
+            }
             if frozen {
-                write!(f, " (frozen)")?;
+                write!(f, " frozen")?;
             }
         }
         write!(f, "]")
@@ -131,6 +137,7 @@ impl Sequential {
     /// assert_eq!(net.len(), 2);
     /// # Ok::<(), densegrad::Error>(())
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with(mut self, layer: impl Layer + 'static) -> Sequential {
         self.push(Box::new(layer));
         self

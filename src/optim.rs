@@ -189,6 +189,7 @@ impl Sgd {
     /// let o = densegrad::optim::Sgd::new(0.1).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -264,6 +265,7 @@ impl Momentum {
     /// let o = densegrad::optim::Momentum::new(0.1, 0.9).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -352,6 +354,7 @@ impl Nesterov {
     /// let o = densegrad::optim::Nesterov::new(0.1, 0.9).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -435,6 +438,7 @@ impl AdaGrad {
     /// let o = densegrad::optim::AdaGrad::new(0.1).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -510,6 +514,7 @@ impl RmsProp {
     /// let o = densegrad::optim::RmsProp::new(0.1, 0.99).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -605,6 +610,7 @@ impl Adam {
     /// let o = densegrad::optim::Adam::new(0.1).with_weight_decay(1e-4);
     /// assert_eq!(o.weight_decay(), 1e-4);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_weight_decay(mut self, wd: f32) -> Self {
         self.weight_decay = wd;
         self
@@ -636,6 +642,7 @@ impl Adam {
     /// let adam = densegrad::optim::Adam::new(0.001).with_betas(0.8, 0.99);
     /// assert_eq!(adam.betas(), (0.8, 0.99));
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_betas(mut self, beta1: f32, beta2: f32) -> Self {
         self.betas = (beta1, beta2);
         self
@@ -655,6 +662,7 @@ impl Adam {
     /// ```
     /// assert_eq!(densegrad::optim::Adam::new(0.001).with_eps(1e-6).eps(), 1e-6);
     /// ```
+    #[must_use = "the builder returns the changed value; the original is consumed"]
     pub fn with_eps(mut self, eps: f32) -> Self {
         self.eps = eps;
         self

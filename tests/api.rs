@@ -77,12 +77,15 @@ fn a_refused_step_moves_no_parameter() {
 #[test]
 fn layers_mut_predict_classes_and_debug() {
     let mut net = Sequential::mlp(&[2, 3, 2], Activation::Sigmoid, Init::Xavier, 5).unwrap();
-    assert_eq!(format!("{net:?}"), "Sequential[Affine, Sigmoid, Affine]");
+    assert_eq!(
+        format!("{net:?}"),
+        "Sequential[Affine(weight [2, 3], bias [3]), Sigmoid, Affine(weight [3, 2], bias [2])]"
+    );
     net.layers_mut()[1] = Box::new(Relu::new());
     net.set_frozen(0, true).unwrap();
     assert_eq!(
         format!("{net:?}"),
-        "Sequential[Affine (frozen), Relu, Affine]"
+        "Sequential[Affine(weight [2, 3], bias [3]) frozen, Relu, Affine(weight [3, 2], bias [2])]"
     );
     assert_eq!(net.layers()[1].name(), "Relu");
     let x = Tensor::new(&[3, 2], vec![1.0, -1.0, 0.5, 2.0, f32::NAN, 1.0]).unwrap();
