@@ -210,15 +210,20 @@ fn loss_labels() {
     assert!(swl.probabilities().is_none());
 }
 
+/// Until issue 11 a refused forward kept the previous forward's cache, so
+/// the next backward returned a stale gradient; now it is an `Err`, and the
+/// next good forward works as before.
 #[test]
-fn a_failed_forward_keeps_the_previous_cache() {
+fn a_failed_forward_drops_the_previous_cache() {
     let mut swl = SoftmaxWithLoss::new();
-    swl.forward(&Tensor::from_slice(&[1.0, 8.0, 3.0]), Labels::Index(&[1]))
-        .unwrap();
+    let x = Tensor::from_slice(&[1.0, 8.0, 3.0]);
+    swl.forward(&x, Labels::Index(&[1])).unwrap();
     let before = swl.backward(1.0).unwrap();
     assert!(swl
         .forward(&Tensor::zeros(&[2, 5]), Labels::Index(&[7, 0]))
         .is_err());
+    assert!(matches!(swl.backward(1.0), Err(Error::State { .. })));
+    swl.forward(&x, Labels::Index(&[1])).unwrap();
     assert_eq!(swl.backward(1.0).unwrap(), before);
 }
 
@@ -379,4 +384,46 @@ mod arbitrary_shapes {
             let _ = r.reshape(&ds);
         }
     }
+}
+
+/// A refused forward leaves nothing for the next backward: after an `Err`
+/// from `forward`, `backward` is an `Err` too, not the previous forward's
+/// gradient.
+#[test]
+fn a_refused_forward_clears_what_backward_needs() {
+    use densegrad::{Convolution, Pooling};
+    let mut fc = Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2])).unwrap();
+    fc.forward(&Tensor::zeros(&[4, 3])).unwrap();
+    fc.backward(Tensor::zeros(&[4, 2])).unwrap();
+    assert!(fc.forward(&Tensor::zeros(&[4, 5])).is_err());
+    assert!(matches!(
+        fc.backward(Tensor::zeros(&[4, 2])),
+        Err(Error::State { .. })
+    ));
+    // and a good forward makes it usable again
+    fc.forward(&Tensor::zeros(&[4, 3])).unwrap();
+    fc.backward(Tensor::zeros(&[4, 2])).unwrap();
+
+    let mut loss = SoftmaxWithLoss::new();
+    let x = Tensor::new(&[2, 3], vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0]).unwrap();
+    loss.forward(&x, Labels::Index(&[0, 1])).unwrap();
+    loss.backward(1.0).unwrap();
+    assert!(loss.forward(&x, Labels::Index(&[0, 7])).is_err());
+    assert!(matches!(loss.backward(1.0), Err(Error::State { .. })));
+
+    let mut conv =
+        Convolution::new(Tensor::zeros(&[1, 1, 2, 2]), Tensor::zeros(&[1]), 1, 0).unwrap();
+    conv.forward(&Tensor::zeros(&[1, 1, 3, 3])).unwrap();
+    assert!(conv.forward(&Tensor::zeros(&[1, 2, 3, 3])).is_err());
+    assert!(matches!(
+        conv.backward(Tensor::zeros(&[1, 1, 2, 2])),
+        Err(Error::State { .. })
+    ));
+    let mut pool = Pooling::new(2, 2, 2, 0).unwrap();
+    pool.forward(&Tensor::zeros(&[1, 1, 4, 4])).unwrap();
+    assert!(pool.forward(&Tensor::zeros(&[1, 1, 1, 4])).is_err());
+    assert!(matches!(
+        pool.backward(Tensor::zeros(&[1, 1, 2, 2])),
+        Err(Error::State { .. })
+    ));
 }

@@ -45,6 +45,8 @@ pub struct Affine {
     dx: Tensor,
     /// The last forward's input shape, and (n, k, m).
     cache: Option<ForwardShapes>,
+    /// Whether the last forward succeeded (so `cache` and `x` are its).
+    ready: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ impl Affine {
             out: Tensor::zeros(&[0]),
             dx: Tensor::zeros(&[0]),
             cache: None,
+            ready: false,
         })
     }
 
@@ -190,7 +193,11 @@ impl Affine {
 impl Affine {
     fn backward_inner(&mut self, dout: &Tensor, want_dx: bool) -> Result<(), Error> {
         const OP: &str = "affine backward";
-        let c = self.cache.as_ref().ok_or_else(|| not_ready(OP))?;
+        let c = self
+            .cache
+            .as_ref()
+            .filter(|_| self.ready)
+            .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
         if self.w.shape() != [c.k, c.m] {
             return Err(Error::state(
@@ -271,6 +278,9 @@ fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usiz
 impl Layer for Affine {
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "affine forward";
+        // A refused forward leaves nothing for a backward to use (the
+        // cache keeps its allocation).
+        self.ready = false;
         // W and b are reachable mutably through `visit_params`; recheck them.
         let (k, m) = check_params(OP, &self.w, &self.b)?;
         let (n, xk) = x.batch_dims().ok_or_else(|| {
@@ -319,6 +329,7 @@ impl Layer for Affine {
         cache.x_shape.clear();
         cache.x_shape.extend_from_slice(x.shape());
         (cache.n, cache.k, cache.m) = (n, k, m);
+        self.ready = true;
         Ok(&self.out)
     }
 

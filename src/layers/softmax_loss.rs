@@ -222,6 +222,8 @@ impl SoftmaxWithLoss {
     }
 
     fn forward_as(&mut self, op: &'static str, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
+        // A refused forward leaves nothing for a backward to use.
+        self.kind = None;
         let (n, c) = loss_dims(op, x)?;
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
