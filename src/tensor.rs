@@ -257,7 +257,9 @@ impl Tensor {
         match self.shape.as_slice() {
             [] => None,
             [k] => Some((1, *k)),
-            [n, rest @ ..] => Some((*n, rest.iter().product())),
+            // A zero among the rest makes the product 0 before the other
+            // (possibly huge) dimensions can overflow it.
+            [n, rest @ ..] => Some((*n, checked_numel(rest).unwrap_or(0))),
         }
     }
 

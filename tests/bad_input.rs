@@ -427,3 +427,32 @@ fn a_refused_forward_clears_what_backward_needs() {
         Err(Error::State { .. })
     ));
 }
+
+/// A zero-element tensor whose other dimensions multiply past `usize::MAX`
+/// is accepted by `Tensor::new` (it holds nothing); every layer then refuses
+/// it as empty, with no overflow on the way, in the debug profile too (CI
+/// runs this file without `--release`).
+#[test]
+fn an_empty_tensor_with_huge_dimensions_is_refused_without_overflow() {
+    let x = Tensor::new(&[1, usize::MAX, 2, 0], vec![]).unwrap();
+    let mut fc = Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2])).unwrap();
+    assert!(matches!(fc.forward(&x), Err(Error::Shape { .. })));
+    let mut relu = Relu::new();
+    assert!(relu.forward(&x).is_err());
+    assert!(softmax(&x).is_err());
+    let mut net = densegrad::Sequential::new()
+        .with(Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2])).unwrap());
+    assert!(net.evaluate(&x, &[0], 1).is_err());
+    assert!(net.predict(&x).is_err());
+    let mut conv =
+        densegrad::Convolution::new(Tensor::zeros(&[1, 1, 1, 1]), Tensor::zeros(&[1]), 1, 0)
+            .unwrap();
+    assert!(conv
+        .forward(&Tensor::new(&[usize::MAX, 1, 0, 2], vec![]).unwrap())
+        .is_err());
+    let mut pool = densegrad::Pooling::new(1, 1, 1, 0).unwrap();
+    assert!(pool
+        .forward(&Tensor::new(&[2, usize::MAX, 0, 2], vec![]).unwrap())
+        .is_err());
+    assert_eq!(format!("{x}"), "[]");
+}
