@@ -168,3 +168,54 @@ fn a_convolutional_step_allocates_only_sgemm_packing_buffers() {
         assert!(last < first, "training lowers the loss: {first} -> {last}");
     });
 }
+
+/// BatchNorm in training mode allocates nothing after the first step (its
+/// per-feature sums are reused): Affine → BatchNorm → ReLU → Affine.
+#[test]
+fn a_batchnorm_step_allocates_only_sgemm_packing_buffers() {
+    use densegrad::BatchNorm;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let (n, d0, d1, d2) = (32, 20, 16, 4);
+        let mut fc1 = Affine::new(
+            Tensor::new(&[d0, d1], values(d0 * d1, 7)).unwrap(),
+            Tensor::zeros(&[d1]),
+        )
+        .unwrap();
+        let mut bn = BatchNorm::new(d1).unwrap();
+        let mut relu = Relu::new();
+        let mut fc2 = Affine::new(
+            Tensor::new(&[d1, d2], values(d1 * d2, 8)).unwrap(),
+            Tensor::zeros(&[d2]),
+        )
+        .unwrap();
+        let mut loss = SoftmaxWithLoss::new();
+        let x = Tensor::new(&[n, d0], values(n * d0, 9)).unwrap();
+        let labels: Vec<usize> = (0..n).map(|i| i % d2).collect();
+        let mut step = || {
+            let h = fc1.forward_ref(&x).unwrap();
+            let h = bn.forward_ref(h).unwrap();
+            let h = relu.forward_ref(h).unwrap();
+            let z = fc2.forward_ref(h).unwrap();
+            loss.forward(z, Labels::Index(&labels)).unwrap();
+            let g = loss.backward_ref(1.0).unwrap();
+            let g = fc2.backward_ref(g).unwrap();
+            let g = relu.backward_ref(g).unwrap();
+            let g = bn.backward_ref(g).unwrap();
+            fc1.backward_ref(g).unwrap();
+        };
+        step();
+        let before = allocs();
+        for _ in 0..10 {
+            step();
+        }
+        let per_step = (allocs() - before) as f64 / 10.0;
+        assert!(
+            per_step <= SGEMM_CALLS_PER_STEP as f64,
+            "{per_step} allocations per step"
+        );
+    });
+}

@@ -456,3 +456,48 @@ fn an_empty_tensor_with_huge_dimensions_is_refused_without_overflow() {
         .is_err());
     assert_eq!(format!("{x}"), "[]");
 }
+
+/// BatchNorm's γ, β and running statistics are reachable through
+/// `visit_params` / `visit_state`; one of another shape is an `Err` naming
+/// it, in training and in evaluation, never an index panic or wrong values.
+#[test]
+fn batchnorm_refuses_state_of_the_wrong_shape() {
+    use densegrad::BatchNorm;
+    let x = Tensor::new(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 7.0]).unwrap();
+    for training in [true, false] {
+        for (victim, shape) in [
+            ("gamma", [1usize]),
+            ("beta", [1]),
+            ("running_mean", [5]),
+            ("running_var", [1]),
+        ] {
+            let mut bn = BatchNorm::new(2).unwrap();
+            bn.set_training(training);
+            bn.forward(&x).unwrap();
+            bn.visit_state(&mut |name, t| {
+                if name == victim {
+                    *t = Tensor::zeros(&shape);
+                }
+            });
+            let err = bn.forward(&x).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "batchnorm forward: {victim} is {shape:?} but this BatchNorm has 2 features: it must be [2]"
+                )
+            );
+            assert!(matches!(
+                bn.backward(Tensor::zeros(&[3, 2])),
+                Err(Error::State { .. })
+            ));
+        }
+    }
+    // Replaced between forward and backward: the backward refuses too.
+    let mut bn = BatchNorm::new(2).unwrap();
+    bn.forward(&x).unwrap();
+    bn.visit_params(&mut |p, _| *p = Tensor::zeros(&[3]));
+    assert!(matches!(
+        bn.backward(Tensor::zeros(&[3, 2])),
+        Err(Error::Shape { .. })
+    ));
+}

@@ -38,6 +38,36 @@ pub struct BatchNorm {
     out: Tensor,
     dx: Tensor,
     ready: bool,
+    /// The feature count fixed at construction; every state tensor must
+    /// stay [features] (they are reachable through `visit_params` and
+    /// `visit_state`, so each call checks them).
+    features: usize,
+    /// Per-feature f64 sums (mean and variance, or Σdy and Σdy·x̂), reused.
+    sums: Vec<f64>,
+}
+
+impl BatchNorm {
+    /// `Err` unless γ, β and the running statistics are all [features].
+    fn check_state(&self, op: &'static str) -> Result<(), Error> {
+        let d = self.features;
+        for (name, t) in [
+            ("gamma", &self.gamma),
+            ("beta", &self.beta),
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ] {
+            if t.shape() != [d] {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "{name} is {:?} but this BatchNorm has {d} features: it must be [{d}]",
+                        t.shape()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl BatchNorm {
@@ -88,6 +118,8 @@ impl BatchNorm {
             out: Tensor::zeros(&[0]),
             dx: Tensor::zeros(&[0]),
             ready: false,
+            features,
+            sums: vec![0.0; 2 * features],
         })
     }
 
@@ -115,7 +147,10 @@ impl BatchNorm {
 impl Layer for BatchNorm {
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         const OP: &str = "batchnorm forward";
-        let d = self.gamma.numel();
+        // A refused forward leaves nothing for a backward to use.
+        self.ready = false;
+        self.check_state(OP)?;
+        let d = self.features;
         let n = match x.shape() {
             &[n, f] if f == d => n,
             s => {
@@ -138,21 +173,23 @@ impl Layer for BatchNorm {
         let (g, b) = (self.gamma.data(), self.beta.data());
         if self.training {
             // Batch mean and biased variance per feature, in f64.
-            let mut mean = vec![0.0f64; d];
+            self.sums.clear();
+            self.sums.resize(2 * d, 0.0);
+            let (mean, var) = self.sums.split_at_mut(d);
             for row in x.data().chunks_exact(d) {
                 for (m, &v) in mean.iter_mut().zip(row) {
                     *m += v as f64;
                 }
             }
             mean.iter_mut().for_each(|m| *m /= n as f64);
-            let mut var = vec![0.0f64; d];
             for row in x.data().chunks_exact(d) {
-                for ((s, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
+                for ((s, &v), &m) in var.iter_mut().zip(row).zip(mean.iter()) {
                     *s += (v as f64 - m) * (v as f64 - m);
                 }
             }
             var.iter_mut().for_each(|s| *s /= n as f64);
-            for (inv, &v) in self.inv_std.iter_mut().zip(&var) {
+            self.inv_std.resize(d, 0.0);
+            for (inv, &v) in self.inv_std.iter_mut().zip(var.iter()) {
                 *inv = (1.0 / (v + self.eps as f64).sqrt()) as f32;
             }
             self.xhat.resize(n * d, 0.0);
@@ -172,6 +209,7 @@ impl Layer for BatchNorm {
             }
             self.used_batch_stats = true;
         } else {
+            self.inv_std.resize(d, 0.0);
             for (inv, &v) in self.inv_std.iter_mut().zip(self.running_var.data()) {
                 *inv = 1.0 / (v + self.eps).sqrt();
             }
@@ -196,15 +234,17 @@ impl Layer for BatchNorm {
             return Err(not_ready(OP));
         }
         require_same_shape(OP, dout, self.out.shape())?;
-        let d = self.gamma.numel();
+        self.check_state(OP)?;
+        let d = self.features;
         let n = dout.shape()[0];
         self.dx.resize_buffer(dout.shape());
         let g = self.gamma.data();
         if self.used_batch_stats {
             // dβ = Σ dy, dγ = Σ dy·x̂, and
             // dx = γ·inv_std/N · (N·dy − Σdy − x̂·Σ(dy·x̂)).
-            let mut sum_dy = vec![0.0f64; d];
-            let mut sum_dy_xhat = vec![0.0f64; d];
+            self.sums.clear();
+            self.sums.resize(2 * d, 0.0);
+            let (sum_dy, sum_dy_xhat) = self.sums.split_at_mut(d);
             for (dy, xh) in dout.data().chunks_exact(d).zip(self.xhat.chunks_exact(d)) {
                 for j in 0..d {
                     sum_dy[j] += dy[j] as f64;
@@ -228,8 +268,9 @@ impl Layer for BatchNorm {
         } else {
             // Evaluation mode is an affine map per feature: dx = dy·γ·inv_std,
             // dβ = Σ dy, dγ = Σ dy·x̂.
-            let mut sum_dy = vec![0.0f64; d];
-            let mut sum_dy_xhat = vec![0.0f64; d];
+            self.sums.clear();
+            self.sums.resize(2 * d, 0.0);
+            let (sum_dy, sum_dy_xhat) = self.sums.split_at_mut(d);
             let rows = dout.data().chunks_exact(d).zip(self.xhat.chunks_exact(d));
             for ((dy, xh), dx) in rows.zip(self.dx.data_mut().chunks_exact_mut(d)) {
                 for j in 0..d {
