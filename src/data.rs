@@ -82,6 +82,22 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Idx, Error> {
     })
 }
 
+/// The most elements (bytes) an IDX header may declare: 1 GiB, twenty
+/// times MNIST's training images. A header claiming more is refused before
+/// anything is read or allocated, so a small gzip "bomb" whose header claims
+/// 4 G elements costs nothing; within the limit the buffer grows only with
+/// the bytes actually decompressed.
+///
+/// ```
+/// use densegrad::data::{read_idx_bytes, MAX_IDX_ELEMENTS};
+/// // A header claiming 2^16 × 2^16 × 2^2 elements, and nothing after it.
+/// let bomb = [0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 4];
+/// let err = read_idx_bytes(&bomb).unwrap_err().to_string();
+/// assert!(err.contains("over the limit"), "{err}");
+/// assert_eq!(MAX_IDX_ELEMENTS, 1 << 30);
+/// ```
+pub const MAX_IDX_ELEMENTS: usize = 1 << 30;
+
 fn read_fully(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), Error> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => {
@@ -128,6 +144,14 @@ fn parse_idx(mut r: impl Read) -> Result<Idx, Error> {
             format!("dimensions {dims:?} hold more elements than memory can"),
         )
     })?;
+    if n > MAX_IDX_ELEMENTS {
+        return Err(Error::format(
+            OP,
+            format!(
+                "the header claims {dims:?} = {n} elements, over the limit of {MAX_IDX_ELEMENTS} (data::MAX_IDX_ELEMENTS)"
+            ),
+        ));
+    }
     // Grow with the data actually present, never by the header's claim.
     let mut data = Vec::new();
     (&mut r)

@@ -114,8 +114,11 @@ fn bad_idx_bytes_are_format_errors() {
         format_msg(read_idx_bytes(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])))
             .contains("more elements than memory")
     );
-    // A header claiming 4 GB on a tiny file fails after reading what is there.
-    assert!(format_msg(read_idx_bytes(&idx(&[u32::MAX], &[7; 10]))).contains("holds 10"));
+    // A header claiming 4 GB on a tiny file is refused from the header (over
+    // MAX_IDX_ELEMENTS); one claiming less than the limit but more than the
+    // file holds fails after reading what is there.
+    assert!(format_msg(read_idx_bytes(&idx(&[u32::MAX], &[7; 10]))).contains("over the limit"));
+    assert!(format_msg(read_idx_bytes(&idx(&[1 << 20], &[7; 10]))).contains("holds 10"));
     // Truncated and corrupted gzip streams.
     let gz = gzip(&idx(&[100], &[9; 100]));
     assert!(read_idx_bytes(&gz[..gz.len() / 2]).is_err());
@@ -191,4 +194,22 @@ fn batches_cover_every_row_once_in_a_seeded_order() {
         .collect();
     assert_ne!(first_rows, other, "another seed, another order");
     assert!(d.batches(0, None).is_err());
+}
+
+/// A gzip bomb: a small file whose header claims 4 G elements, followed by
+/// megabytes of compressed zeros. It is refused from its header, before any
+/// of the zeros are decompressed (issue 11: it used to grow to 683 MB).
+#[test]
+fn a_gzip_bomb_is_refused_from_its_header() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&[0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0]).unwrap();
+    e.write_all(&vec![0u8; 32 << 20]).unwrap();
+    let gz = e.finish().unwrap();
+    assert!(gz.len() < 100_000, "{} bytes", gz.len());
+    let err = read_idx_bytes(&gz).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "read idx: the header claims [65536, 65536] = 4294967296 elements, over the limit of 1073741824 (data::MAX_IDX_ELEMENTS)"
+    );
 }
