@@ -257,13 +257,10 @@ fn optimizer(args: &Args, plan: &Plan) -> Box<dyn Optimizer> {
     }
 }
 
-/// Mean loss and accuracy over a whole dataset, in evaluation mode, in
-/// batches of 1000 rows.
+/// Mean loss and accuracy over a whole dataset in batches of 1000 rows
+/// (`Sequential::evaluate` runs in evaluation mode).
 fn evaluate(net: &mut Sequential, d: &Dataset) -> Result<(f32, f32), densegrad::Error> {
-    net.set_training(false);
-    let result = net.evaluate(d.x(), d.labels(), 1000);
-    net.set_training(true);
-    result
+    net.evaluate(d.x(), d.labels(), 1000)
 }
 
 struct EpochRow {

@@ -69,6 +69,8 @@ pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// One flag per layer: its parameters are left alone by optimizers.
     frozen: Vec<bool>,
+    /// The mode last set by `set_training`.
+    training: bool,
     loss: SoftmaxWithLoss,
     ready_for_backward: bool,
 }
@@ -122,6 +124,7 @@ impl Sequential {
         Sequential {
             layers: Vec::new(),
             frozen: Vec::new(),
+            training: true,
             loss: SoftmaxWithLoss::new(),
             ready_for_backward: false,
         }
@@ -356,9 +359,23 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn set_training(&mut self, training: bool) {
+        self.training = training;
         for l in &mut self.layers {
             l.set_training(training);
         }
+    }
+
+    /// Whether the network is in training mode (as last set by
+    /// [`set_training`](Sequential::set_training); `true` at first).
+    ///
+    /// ```
+    /// let mut net = densegrad::Sequential::new();
+    /// assert!(net.is_training());
+    /// net.set_training(false);
+    /// assert!(!net.is_training());
+    /// ```
+    pub fn is_training(&self) -> bool {
+        self.training
     }
 
     /// The network's output (the logits) for `x`, in the last layer's buffer.
@@ -449,6 +466,11 @@ impl Sequential {
     /// Mean loss and accuracy over a whole labelled set in one forward pass,
     /// in batches of at most `batch` rows (no set-sized activation buffer).
     ///
+    /// Always in evaluation mode: a network in training mode is switched to
+    /// evaluation for the pass and back afterwards, so the result does not
+    /// depend on Dropout's random stream and BatchNorm's running statistics
+    /// do not move.
+    ///
     /// ```
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
@@ -483,6 +505,26 @@ impl Sequential {
                 "evaluation needs at least one row and a batch of at least 1",
             ));
         }
+        let was_training = self.training;
+        if was_training {
+            self.set_training(false);
+        }
+        let result = self.evaluate_chunks(x, labels, batch, n, f);
+        if was_training {
+            self.set_training(true);
+        }
+        self.ready_for_backward = false;
+        result
+    }
+
+    fn evaluate_chunks(
+        &mut self,
+        x: &Tensor,
+        labels: &[usize],
+        batch: usize,
+        n: usize,
+        f: usize,
+    ) -> Result<(f32, f32), Error> {
         let (mut loss, mut correct) = (0.0f64, 0usize);
         let mut chunk = Tensor::zeros(&[0]);
         // Each chunk keeps the shape of a sample ((N, C, H, W) stays 4-D).
@@ -507,7 +549,6 @@ impl Sequential {
                 }
             }
         }
-        self.ready_for_backward = false;
         Ok(((loss / n as f64) as f32, correct as f32 / n as f32))
     }
 
@@ -594,6 +635,12 @@ impl Sequential {
     /// exactly that number. A step that crosses a ReLU kink can make a single
     /// entry differ more.
     ///
+    /// Runs on a copy of the network, so its state (BatchNorm's running
+    /// statistics, Dropout's random stream) does not move. `Err` if the
+    /// network is random in its current mode (two identical forward passes
+    /// give different losses: Dropout while training), where differences
+    /// would compare noise.
+    ///
     /// ```
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
@@ -606,17 +653,47 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn numerical_gradient(
-        &mut self,
+        &self,
         x: &Tensor,
         t: Labels<'_>,
         h: f32,
     ) -> Result<Vec<Tensor>, Error> {
         if !(h > 0.0 && h.is_finite()) {
-            return Err(Error::shape(
+            return Err(Error::argument(
                 "numerical gradient",
                 format!("step h = {h} must be finite and > 0"),
             ));
         }
+        // On a copy: the network's own state (BatchNorm's running
+        // statistics, Dropout's random stream) must not move.
+        let mut probe = self.clone();
+        probe.require_deterministic(x, t)?;
+        probe.numerical_gradient_in_place(x, t, h)
+    }
+
+    /// `Err` unless two identical forward passes give the same loss, bit for
+    /// bit: a finite-difference check of a random function (Dropout in
+    /// training mode) would compare noise.
+    fn require_deterministic(&mut self, x: &Tensor, t: Labels<'_>) -> Result<(), Error> {
+        let (a, b) = (self.loss(x, t)?, self.loss(x, t)?);
+        if a.to_bits() != b.to_bits() && !(a.is_nan() && b.is_nan()) {
+            return Err(Error::state(
+                "gradient check",
+                format!(
+                    "two identical forward passes gave losses {a} and {b}: the network is random \
+                     in this mode (Dropout while training?); call set_training(false) first"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn numerical_gradient_in_place(
+        &mut self,
+        x: &Tensor,
+        t: Labels<'_>,
+        h: f32,
+    ) -> Result<Vec<Tensor>, Error> {
         // Parameters are visited by index, one element at a time, perturbed
         // in place and restored bit for bit.
         let mut shapes = Vec::new();
@@ -641,7 +718,10 @@ impl Sequential {
 
     /// Backprop against [`numerical_gradient`](Sequential::numerical_gradient):
     /// `max |backprop − numeric| / max(max |numeric|, 1e-8)` over every
-    /// parameter. See there for the tolerance to expect.
+    /// parameter, or `∞` if any gradient on either side is NaN (so a NaN
+    /// fails however the result is compared). See there for the tolerance
+    /// to expect; like it, this runs on a copy and leaves the network as it
+    /// was.
     ///
     /// ```
     /// # #[cfg(feature = "rand")] {
@@ -652,16 +732,30 @@ impl Sequential {
     /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn gradient_check(&mut self, x: &Tensor, t: Labels<'_>, h: f32) -> Result<f32, Error> {
-        let numeric = self.numerical_gradient(x, t, h)?;
-        self.loss(x, t)?;
-        self.backward()?;
+    pub fn gradient_check(&self, x: &Tensor, t: Labels<'_>, h: f32) -> Result<f32, Error> {
+        if !(h > 0.0 && h.is_finite()) {
+            return Err(Error::argument(
+                "gradient check",
+                format!("step h = {h} must be finite and > 0"),
+            ));
+        }
+        let mut probe = self.clone();
+        probe.require_deterministic(x, t)?;
+        let numeric = probe.numerical_gradient_in_place(x, t, h)?;
+        probe.loss(x, t)?;
+        probe.backward()?;
         let mut analytic = Vec::new();
-        self.visit_params(&mut |_, g| analytic.push(g.clone()));
+        probe.visit_params(&mut |_, g| analytic.push(g.clone()));
         let (mut max_diff, mut max_num) = (0.0f32, 0.0f32);
         for (a, n) in analytic.iter().zip(&numeric) {
             for (&a, &n) in a.data().iter().zip(n.data()) {
-                max_diff = max_diff.max((a - n).abs());
+                let d = (a - n).abs();
+                if d.is_nan() {
+                    // A NaN gradient (either side) fails the check however
+                    // the caller compares: ∞ is above every tolerance.
+                    return Ok(f32::INFINITY);
+                }
+                max_diff = max_diff.max(d);
                 max_num = max_num.max(n.abs());
             }
         }

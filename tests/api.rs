@@ -233,3 +233,80 @@ fn bad_hyperparameters_are_refused_before_any_parameter_moves() {
     net.backward().unwrap();
     assert!(opt.step(&mut net).is_err());
 }
+
+#[test]
+fn gradient_check_leaves_the_network_alone_and_refuses_randomness_and_nan() {
+    use densegrad::{BatchNorm, Dropout};
+    let x = Tensor::new(&[4, 3], (0..12).map(|i| (i as f32 * 0.37).sin()).collect()).unwrap();
+    let labels = [0, 1, 1, 0];
+    // BatchNorm in training mode: deterministic, but its running
+    // statistics would move on every forward; the check runs on a copy.
+    let net = Sequential::mlp(&[3, 4, 2], Activation::Tanh, Init::Xavier, 2)
+        .unwrap()
+        .with(BatchNorm::new(2).unwrap());
+    let mut before = Vec::new();
+    net.visit_state_ref(&mut |_, t| before.push(t.data().to_vec()));
+    assert!(
+        net.gradient_check(&x, Labels::Index(&labels), 1e-2)
+            .unwrap()
+            < 2e-2
+    );
+    let mut after = Vec::new();
+    net.visit_state_ref(&mut |_, t| after.push(t.data().to_vec()));
+    assert_eq!(before, after, "running statistics moved");
+
+    // Dropout while training: random, refused.
+    let mut noisy = Sequential::mlp(&[3, 4, 2], Activation::Tanh, Init::Xavier, 2)
+        .unwrap()
+        .with(Dropout::new(0.5, 3).unwrap());
+    let err = noisy
+        .gradient_check(&x, Labels::Index(&labels), 1e-2)
+        .unwrap_err();
+    assert!(err.to_string().contains("random"), "{err}");
+    noisy.set_training(false);
+    assert!(
+        noisy
+            .gradient_check(&x, Labels::Index(&labels), 1e-2)
+            .unwrap()
+            < 1e-2
+    );
+
+    // NaN gradients fail, whichever way the result is compared.
+    let mut nan = Sequential::mlp(&[3, 2], Activation::Relu, Init::He, 1).unwrap();
+    nan.visit_params(&mut |p, _| {
+        if p.ndim() == 1 {
+            p.data_mut()[0] = f32::NAN;
+        }
+    });
+    let r = nan
+        .gradient_check(&x, Labels::Index(&labels), 1e-2)
+        .unwrap();
+    assert!(r == f32::INFINITY, "{r}");
+}
+
+#[test]
+fn evaluation_is_in_evaluation_mode_and_changes_nothing() {
+    use densegrad::{BatchNorm, Dropout};
+    let x = Tensor::new(&[6, 3], (0..18).map(|i| (i as f32 * 0.71).cos()).collect()).unwrap();
+    let labels = [0, 1, 2, 0, 1, 2];
+    let mut net = Sequential::mlp(&[3, 8, 3], Activation::Relu, Init::He, 4)
+        .unwrap()
+        .with(Dropout::new(0.5, 9).unwrap())
+        .with(BatchNorm::new(3).unwrap());
+    assert!(net.is_training());
+    let mut state = Vec::new();
+    net.visit_state_ref(&mut |_, t| state.push(t.data().to_vec()));
+    let first = net.evaluate(&x, &labels, 4).unwrap();
+    for _ in 0..3 {
+        let again = net.evaluate(&x, &labels, 4).unwrap();
+        assert_eq!((again.0.to_bits(), again.1), (first.0.to_bits(), first.1));
+        assert_eq!(net.accuracy(&x, &labels, 5).unwrap(), first.1);
+    }
+    let mut after = Vec::new();
+    net.visit_state_ref(&mut |_, t| after.push(t.data().to_vec()));
+    assert_eq!(state, after, "BatchNorm's running statistics moved");
+    assert!(net.is_training(), "the mode is put back");
+    // The same as evaluating in evaluation mode by hand.
+    net.set_training(false);
+    assert_eq!(net.evaluate(&x, &labels, 6).unwrap().1, first.1);
+}

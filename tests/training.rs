@@ -109,7 +109,7 @@ proptest! {
         dims in proptest::collection::vec(1usize..6, 3..5), n in 1usize..4, seed in any::<u64>(),
         act in prop_oneof![Just(Activation::Sigmoid), Just(Activation::Tanh)],
     ) {
-        let mut net = Sequential::mlp(&dims, act, Init::Xavier, seed).unwrap();
+        let net = Sequential::mlp(&dims, act, Init::Xavier, seed).unwrap();
         let x = Tensor::new(&[n, dims[0]], (0..n * dims[0]).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect()).unwrap();
         let labels: Vec<usize> = (0..n).map(|i| i % dims[dims.len() - 1]).collect();
         let err = net.gradient_check(&x, Labels::Index(&labels), 1e-2).unwrap();
@@ -423,7 +423,7 @@ fn bad_training_input_is_an_error() {
         .unwrap()
         .forward(&Tensor::zeros(&[2, 4]))
         .is_err());
-    let mut bad = net;
+    let bad = net;
     assert!(bad
         .numerical_gradient(&Tensor::zeros(&[1, 784]), Labels::Index(&[0]), 0.0)
         .is_err());
