@@ -382,8 +382,9 @@ fn y_minus_one(y: f32, st: &RowStats) -> f32 {
     }
 }
 
-/// `dx = scale · (y·T − t)` for a block of rows; for top-probability
-/// entries `(T − t) − T·(1 − p_top)`, which does not cancel when y ≈ t ≈ 1.
+/// `dx = scale · (y·T − t)` for a block of rows; for the top-probability
+/// entry of a row whose top probability is at least 1/2,
+/// `(T − t) − T·(1 − p_top)`, which does not cancel when y ≈ t ≈ 1.
 struct DenseBackwardBlock<'a> {
     y: &'a [f32],
     cols: usize,
@@ -405,7 +406,16 @@ impl SimdKernel for DenseBackwardBlock<'_> {
             .zip(self.t.chunks_exact(cols))
             .zip(self.dx.chunks_exact_mut(cols));
         for (((y, t), dx), (&t_sum, st)) in rows.zip(self.t_sums.iter().zip(self.stats)) {
-            let top = (st.p_top(), st.one_minus_p_top());
+            // The top entry's `(T − t) − T·(1 − p_top)` avoids the
+            // cancellation of `y·T − t` only when p_top is near 1; below 1/2,
+            // `1 − (1 − p_top)` would lose the digits of a small p_top, and
+            // `y·T − t` is the accurate form. NaN never equals a y, so a
+            // NaN p_top turns the special case off.
+            let p_top = st.p_top();
+            let top = (
+                if p_top >= 0.5 { p_top } else { f32::NAN },
+                st.one_minus_p_top(),
+            );
             let (tv, p_top, q, s) = (
                 V::splat(t_sum),
                 V::splat(top.0),
