@@ -37,7 +37,9 @@ impl Sequential {
     ///
     /// let mut wider = Sequential::mlp(&[4, 5, 2], Activation::Relu, Init::He, 1)?;
     /// let err = wider.load(&path).unwrap_err();
-    /// assert_eq!(err.to_string(), "load checkpoint: tensor 0.weight is [4, 3] in the checkpoint but [4, 5] in the network");
+    /// assert_eq!(err.to_string(), format!(
+    ///     "load checkpoint: {}: tensor 0.weight is [4, 3] in the checkpoint but [4, 5] in the network",
+    ///     path.display()));
     /// # std::fs::remove_file(&path).unwrap();
     /// # }
     /// # Ok::<(), densegrad::Error>(())
@@ -46,6 +48,13 @@ impl Sequential {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         const OP: &str = "save checkpoint";
         let path = path.as_ref();
+        if path.is_dir() {
+            return Err(Error::io(
+                OP,
+                path,
+                &std::io::Error::other("is a directory; save needs a file path"),
+            ));
+        }
         let bytes = self.save_bytes()?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -137,8 +146,10 @@ impl Sequential {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io("load checkpoint", path, &e))?;
+        // Every refusal names the file, whatever its kind.
         self.load_bytes(&bytes).map_err(|e| match e {
             Error::Format { op, msg } => Error::format(op, format!("{}: {msg}", path.display())),
+            Error::Shape { op, msg } => Error::shape(op, format!("{}: {msg}", path.display())),
             other => other,
         })
     }

@@ -6,10 +6,20 @@
 //!
 //! - [`Tensor`]: a shape plus a contiguous row-major `Vec<f32>`.
 //! - [`Layer`]: `forward` / `backward` pairs, implemented by [`Relu`],
-//!   [`Sigmoid`] and [`Affine`]; [`SoftmaxWithLoss`] ends a network.
+//!   [`Sigmoid`], [`Tanh`], [`LeakyRelu`], [`Affine`], [`Convolution`],
+//!   [`Pooling`], [`Reshape`], [`BatchNorm`] and (feature `rand`) `Dropout`;
+//!   [`SoftmaxWithLoss`] ends a network.
+//! - [`Sequential`]: layers in order plus the loss, with freezing, checkpoints
+//!   (feature `safetensors`) and evaluation; [`optim`]: SGD, Momentum,
+//!   Nesterov, AdaGrad, RMSprop and Adam over a `Sequential`.
+//! - `data` (feature `idx`): IDX files, MNIST and seeded mini-batches;
+//!   [`Init`] (weights with feature `rand`).
 //! - [`softmax`], [`log_softmax`], [`cross_entropy`]: the same math as free
 //!   functions.
 //! - [`kernels`]: the slice-level math underneath, usable on its own.
+//!
+//! Features (all on by default): `rand`, `idx`, `safetensors`; without them
+//! the crate depends on matrixmultiply, wide and rayon only.
 //!
 //! Every bad input (mismatched shapes, a label ≥ C, an empty batch, backward
 //! before forward) is an [`Error`] naming the operation and the shapes, never

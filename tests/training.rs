@@ -343,7 +343,10 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
     let e = wrong.load(&path).unwrap_err().to_string();
     assert_eq!(
         e,
-        "load checkpoint: tensor 0.weight is [6, 5] in the checkpoint but [6, 4] in the network"
+        format!(
+            "load checkpoint: {}: tensor 0.weight is [6, 5] in the checkpoint but [6, 4] in the network",
+            path.display()
+        )
     );
     let mut after = Vec::new();
     wrong.visit_state(&mut |_, t| after.extend_from_slice(t.data()));
@@ -389,6 +392,15 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
     let nowhere = dir.join("missing").join("net.safetensors");
     assert!(matches!(net.save(&nowhere), Err(Error::Io { .. })));
     assert!(!dir.join("missing").exists());
+    // Saving onto a directory says so, with the path.
+    let e = net.save(&dir).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "save checkpoint: {}: is a directory; save needs a file path",
+            dir.display()
+        )
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,4 +1,5 @@
-//! The crate's only `unsafe`: a checked wrapper over `matrixmultiply::sgemm`.
+//! A checked wrapper over `matrixmultiply::sgemm`: one of the crate's three
+//! files with `unsafe` (with `simd/avx2.rs` and `simd/avx512.rs`).
 //!
 //! Contract of the unsafe core (`matrixmultiply::sgemm`): for an m×k matrix A,
 //! a k×n matrix B and an m×n matrix C given as pointers plus row/column

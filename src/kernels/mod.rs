@@ -2,21 +2,31 @@
 //!
 //! Every kernel takes plain slices (and a row width where rows matter) and
 //! writes into caller-owned buffers, so layers can lay their activation memory
-//! out once and reuse it, as llm.c does. Shapes are the caller's business: a
-//! kernel only `debug_assert!`s that its slices agree, and the safe slice
-//! indexing it uses would panic (never read out of bounds) if a caller broke
-//! that. Layers validate every shape and return an `Error` first.
+//! out once and reuse it, as llm.c does.
 //!
-//! - [`activation`]: ReLU and Sigmoid, forward and backward.
+//! **Contract.** Shapes are the caller's business: a kernel whose slices
+//! disagree in length (or with the row width it is given) panics, as Rust's
+//! slice APIs do, and each public kernel says so under `# Panics`. It never
+//! reads or writes out of bounds. The layers check every shape first and
+//! answer bad input with an [`Error`](crate::Error), so no input to a layer
+//! reaches one of these panics.
+//!
+//! - [`activation`]: ReLU, Sigmoid, Tanh, LeakyReLU forward and backward, and
+//!   the vector exp.
 //! - [`softmax`]: row-wise max, log-sum-exp, softmax, log-softmax and the
 //!   fused softmax-cross-entropy forward/backward.
-//! - [`reduce`]: column sums (for `db`) and row broadcast (for `+ b`).
+//! - [`reduce`]: column sums (for `db`), row broadcast (for `+ b`), axpy.
+//! - [`optim`]: the optimizers' update rules.
 //! - [`window`], [`conv`], [`pool`]: 2-D window geometry, convolution as
 //!   im2col + sgemm (forward and backward), and max pooling.
-//! - [`gemm`]: a checked `sgemm` wrapper, one of the two places with `unsafe`.
+//! - [`gemm`]: a checked `sgemm` wrapper.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
-//!   dispatch to AVX2+FMA (the other place with `unsafe`).
+//!   dispatch to AVX2+FMA or AVX-512.
 //! - [`parallel`]: splitting across rayon threads on fixed boundaries.
+//!
+//! `unsafe` lives in three files only, each with its contract on top:
+//! `gemm.rs` (the sgemm call), `simd/avx2.rs` and `simd/avx512.rs` (the
+//! intrinsics).
 //!
 //! ```
 //! # use densegrad::kernels::activation::relu_forward;
