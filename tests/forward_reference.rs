@@ -376,3 +376,49 @@ fn soft_label_gradient_within_a_few_eps_of_the_largest_entry() {
     }
     println!("soft-label gradient: worst {worst:.2} ε of the largest entry");
 }
+
+/// The one-call slice kernels against f64: `log_softmax_rows` within
+/// ε·|y| + 2 ε, `cross_entropy_rows` within 4 ε relative (plus an absolute
+/// floor for losses near 0).
+#[test]
+fn one_call_slice_kernels_match_f64() {
+    use densegrad::kernels::softmax::{cross_entropy_rows, log_softmax_rows};
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for &(n, c, spread) in &[
+        (1usize, 1usize, 1.0f64),
+        (5, 10, 5.0),
+        (3, 33, 40.0),
+        (2, 1000, 20.0),
+        (4, 7, 200.0),
+    ] {
+        let x: Vec<f32> = (0..n * c)
+            .map(|_| ((next() - 0.5) * 2.0 * spread) as f32)
+            .collect();
+        let labels: Vec<usize> = (0..n).map(|i| (i * 5 + 1) % c).collect();
+        let mut y = vec![0.0f32; n * c];
+        log_softmax_rows(&x, c, &mut y);
+        let want = log_softmax64(&to64(&x), c);
+        for (g, w) in y.iter().zip(&want) {
+            let eps = f32::EPSILON as f64;
+            assert!(
+                (*g as f64 - w).abs() <= eps * w.abs() + 2.0 * eps,
+                "log-softmax {g} vs {w}"
+            );
+        }
+        let loss = cross_entropy_rows(&x, c, &labels);
+        let want = xent_index64(&to64(&x), c, &labels) * n as f64;
+        assert!(
+            (loss - want).abs() <= 4.0 * f32::EPSILON as f64 * want.abs() + 1e-12,
+            "cross-entropy {loss} vs {want}"
+        );
+    }
+    // NaN rows stay NaN; −∞ logits cost nothing where the label is elsewhere.
+    assert!(cross_entropy_rows(&[f32::NAN, 0.0], 2, &[0]).is_nan());
+    assert_eq!(cross_entropy_rows(&[0.0, f32::NEG_INFINITY], 2, &[0]), 0.0);
+}

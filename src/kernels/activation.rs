@@ -130,6 +130,9 @@ map_kernel!(ExpForward, 0.0f32, |x| math::exp(x));
 /// assert_eq!(y[..2], [0.0, 0.5]);
 /// assert!(y[2].is_nan());
 /// ```
+///
+/// # Panics
+/// Unless `y.len() == x.len()`.
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     relu_forward_with(Isa::best(), x, y)
 }
@@ -162,6 +165,9 @@ pub fn relu_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 /// relu_backward(&[0.0, 2.0], &mut d);
 /// assert_eq!(d, [0.0, 5.0]);
 /// ```
+///
+/// # Panics
+/// Unless `dy.len() == y.len()`.
 pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
     relu_backward_with(Isa::best(), y, dy)
 }
@@ -240,6 +246,9 @@ pub fn sigmoid(x: f32) -> f32 {
 /// sigmoid_forward(&[0.0, 1e30], &mut y);
 /// assert_eq!(y, [0.5, 1.0]);
 /// ```
+///
+/// # Panics
+/// Unless `y.len() == x.len()`.
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
     sigmoid_forward_with(Isa::best(), x, y)
 }
@@ -276,6 +285,9 @@ pub fn sigmoid_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 /// sigmoid_backward(&[0.5], &mut d);
 /// assert_eq!(d, [0.25]);
 /// ```
+///
+/// # Panics
+/// Unless `dy.len() == y.len()`.
 pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
     sigmoid_backward_with(Isa::best(), y, dy)
 }

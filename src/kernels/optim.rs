@@ -92,6 +92,9 @@ fn flush(x: f32) -> f32 {
 /// sgd(&mut p, &[2.0], 0.1, 0.0);
 /// assert_eq!(p, [0.8]);
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
     assert_eq!(
         p.len(),
@@ -113,6 +116,9 @@ pub fn sgd(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
 /// momentum(&mut p, &[1.0], &mut v, 0.1, 0.9, 0.0);
 /// assert_eq!((p, v), ([0.9], [-0.1]));
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == v.len(),
@@ -134,6 +140,9 @@ pub fn momentum(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
 /// nesterov(&mut p, &[1.0], &mut v, 0.1, 0.9, 0.0);
 /// assert!((p[0] - 0.729).abs() < 1e-6);
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == v.len(),
@@ -157,6 +166,9 @@ pub fn nesterov(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, wd: f
 /// assert_eq!(h, [4.0]);
 /// assert!((p[0] - 0.9).abs() < 1e-6);
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == h.len(),
@@ -179,6 +191,9 @@ pub fn adagrad(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, wd: f32) {
 /// rmsprop(&mut p, &[1.0], &mut h, 0.01, 0.99, 0.0);
 /// assert!((h[0] - 0.01).abs() < 1e-7 && (p[0] - 0.9).abs() < 1e-5);
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f32) {
     assert!(
         p.len() == g.len() && p.len() == h.len(),
@@ -202,6 +217,9 @@ pub fn rmsprop(p: &mut [f32], g: &[f32], h: &mut [f32], lr: f32, rho: f32, wd: f
 /// adam(&mut p, &[5.0], &mut m, &mut v, 0.001, (0.9, 0.999), 1e-8, 1, 0.0);
 /// assert!((p[0] - 0.999).abs() < 1e-6);
 /// ```
+///
+/// # Panics
+/// Unless the parameter, gradient and state slices have one length.
 #[allow(clippy::too_many_arguments)]
 pub fn adam(
     p: &mut [f32],

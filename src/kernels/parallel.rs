@@ -51,12 +51,15 @@ pub fn worth_splitting(elems: usize) -> bool {
 /// zip_chunks(&x, &mut y, |x, y| y.copy_from_slice(x));
 /// assert_eq!(x, y);
 /// ```
+///
+/// # Panics
+/// Unless `y.len() == x.len()`.
 #[inline]
 pub fn zip_chunks<F>(x: &[f32], y: &mut [f32], f: F)
 where
     F: Fn(&[f32], &mut [f32]) + Sync + Send,
 {
-    debug_assert_eq!(x.len(), y.len());
+    assert_eq!(x.len(), y.len(), "zip_chunks: slices differ in length");
     if worth_splitting(x.len()) {
         x.par_chunks(PAR_CHUNK_ELEMS)
             .zip(y.par_chunks_mut(PAR_CHUNK_ELEMS))
@@ -79,12 +82,18 @@ where
 /// });
 /// assert!(out.iter().all(|&v| v == 6.0));
 /// ```
+///
+/// # Panics
+/// Unless the three slices have one length.
 #[inline]
 pub fn zip3_chunks<F>(a: &[f32], b: &[f32], out: &mut [f32], f: F)
 where
     F: Fn(&[f32], &[f32], &mut [f32]) + Sync + Send,
 {
-    debug_assert!(a.len() == b.len() && a.len() == out.len());
+    assert!(
+        a.len() == b.len() && a.len() == out.len(),
+        "zip3_chunks: slices differ in length"
+    );
     if worth_splitting(a.len()) {
         a.par_chunks(PAR_CHUNK_ELEMS)
             .zip(b.par_chunks(PAR_CHUNK_ELEMS))

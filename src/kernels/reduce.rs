@@ -103,6 +103,9 @@ pub fn col_sums_with(isa: Isa, x: &[f32], out: &mut [f32]) {
 /// col_sums(&[1.0, 2.0, 3.0, 4.0], &mut out);
 /// assert_eq!(out, [4.0, 6.0]);
 /// ```
+///
+/// # Panics
+/// Unless `x.len()` is a multiple of `out.len()` (rows of `out.len()` columns).
 pub fn col_sums(x: &[f32], out: &mut [f32]) {
     col_sums_with(Isa::best(), x, out)
 }
@@ -186,6 +189,9 @@ pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 /// axpy(2.0, &[1.0, 3.0], &mut y);
 /// assert_eq!(y, [3.0, 7.0]);
 /// ```
+///
+/// # Panics
+/// Unless `y.len() == x.len()`.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     axpy_with(Isa::best(), a, x, y)
 }

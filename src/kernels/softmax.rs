@@ -45,13 +45,31 @@ use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 /// softmax_rows(&[0.0, 0.0], 2, &mut y, &mut st);
 /// assert_eq!((st[0].max, st[0].rest), (0.0, 1.0));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+///
+/// `RowStats::default()` is "not computed yet": both fields NaN, so every
+/// value derived from stats that were never filled in by [`softmax_rows`]
+/// is NaN, never a plausible number.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// assert!(RowStats::default().ln_sum().is_nan());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowStats {
     /// The row maximum (NaN skipped; −∞ if there is no other value).
     pub max: f32,
     /// `Σ_j exp(x_j − max) − 1`, accumulated without the 1 so that it keeps
     /// its relative precision when tiny; ≥ 0 for a row without NaN.
     pub rest: f64,
+}
+
+impl Default for RowStats {
+    fn default() -> Self {
+        RowStats {
+            max: f32::NAN,
+            rest: f64::NAN,
+        }
+    }
 }
 
 impl RowStats {
@@ -270,20 +288,30 @@ pub fn softmax_rows_with(isa: Isa, x: &[f32], cols: usize, y: &mut [f32], stats:
 /// softmax_rows(&[3.0, 3.0], 2, &mut y, &mut st);
 /// assert_eq!(y, [0.5, 0.5]);
 /// ```
+///
+/// # Panics
+/// Unless `cols > 0`, `y.len() == x.len()` and `x.len() == stats.len() · cols`.
 pub fn softmax_rows(x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
     softmax_rows_with(Isa::best(), x, cols, y, stats)
 }
 
 /// Log-softmax of each row from its stats: `y_j = (x_j − m) − ln s`, formed
-/// in f64 and rounded once. `stats` must come from [`softmax_rows`] on `x`.
+/// in f64 and rounded once. `stats` must come from [`softmax_rows`] on `x`;
+/// stats never computed (`RowStats::default()`) give NaN rows.
+/// [`log_softmax_rows`] does both steps.
 ///
 /// ```
 /// # use densegrad::kernels::softmax::*;
 /// let (x, mut y, mut st) = ([0.0, -200.0], [0.0; 2], [RowStats::default()]);
+/// log_softmax_from_stats(&x, 2, &st, &mut y);
+/// assert!(y.iter().all(|v| v.is_nan())); // not computed yet
 /// softmax_rows(&x, 2, &mut y, &mut st);
 /// log_softmax_from_stats(&x, 2, &st, &mut y);
 /// assert_eq!(y, [0.0, -200.0]);
 /// ```
+///
+/// # Panics
+/// Unless `cols > 0`, `y.len() == x.len()` and `x.len() == stats.len() · cols`.
 pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mut [f32]) {
     assert!(cols > 0 && x.len() == y.len() && Some(x.len()) == stats.len().checked_mul(cols));
     for ((x, y), st) in x
@@ -296,6 +324,81 @@ pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mu
             *y = ((x as f64 - m) - ln_s) as f32;
         }
     }
+}
+
+/// Row-wise log-softmax of `x` (rows of `cols`) into `y`, in one call:
+/// [`softmax_rows`] for the stats (the probabilities are written to `y`
+/// first, then replaced), then [`log_softmax_from_stats`]. Within
+/// `ε·|y| + 2 ε` of the exact value.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let mut y = [0.0; 4];
+/// log_softmax_rows(&[0.0, 0.0, 1.0, 1.0], 2, &mut y);
+/// assert!(y.iter().all(|v| (v + std::f32::consts::LN_2).abs() < 1e-7));
+/// ```
+///
+/// # Panics
+/// Unless `cols > 0` and `y.len() == x.len()`, a multiple of `cols`, with at
+/// most 4096 rows per call (the stats live on the stack; call per block of
+/// rows for more).
+pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
+    const BLOCK: usize = 4096;
+    assert!(cols > 0 && x.len() == y.len() && x.len() % cols == 0);
+    let rows = x.len() / cols;
+    assert!(
+        rows <= BLOCK,
+        "log_softmax_rows: {rows} rows, at most {BLOCK} per call"
+    );
+    let mut stats = [RowStats::default(); BLOCK];
+    let st = &mut stats[..rows];
+    softmax_rows(x, cols, y, st);
+    log_softmax_from_stats(x, cols, st, y);
+}
+
+/// The summed cross-entropy `Σ_i logsumexp(x_i) − x_i[labels[i]]` of rows of
+/// `cols` logits against class indices, in f64, in one call (no stats or
+/// probability buffers to manage): each row's loss is formed as
+/// `(m − x_label) + ln_1p(rest)`, exact to a few ulp.
+///
+/// ```
+/// # use densegrad::kernels::softmax::*;
+/// let loss = cross_entropy_rows(&[0.0, 0.0, 5.0, 0.0], 2, &[1, 0]);
+/// let want = std::f64::consts::LN_2 + (1.0 + (-5.0f64).exp()).ln();
+/// assert!((loss - want).abs() < 1e-7);
+/// ```
+///
+/// # Panics
+/// Unless `cols > 0`, `x.len() == labels.len() · cols`, and every label is
+/// below `cols`.
+pub fn cross_entropy_rows(x: &[f32], cols: usize, labels: &[usize]) -> f64 {
+    assert!(cols > 0 && Some(x.len()) == labels.len().checked_mul(cols));
+    let mut total = 0.0f64;
+    for (row, &label) in x.chunks_exact(cols).zip(labels) {
+        assert!(
+            label < cols,
+            "cross_entropy_rows: label {label} ≥ {cols} classes"
+        );
+        let m = row
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        // The row's stats without a probability buffer: the sum of the
+        // sub-maximal exponentials (the first maximum counted as the 1).
+        let top = row.iter().position(|&v| v == m);
+        let rest: f64 = row
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| Some(j) != top)
+            .map(|(_, &v)| (v as f64 - m as f64).exp())
+            .sum();
+        let nan = row.iter().any(|v| v.is_nan());
+        let st = RowStats {
+            max: m,
+            rest: if nan || top.is_none() { f64::NAN } else { rest },
+        };
+        total += index_row_loss(row[label], &st);
+    }
+    total
 }
 
 /// The loss of one row with class-index label: `(m − x_label) + ln s`, so
@@ -323,8 +426,16 @@ pub fn index_row_loss(x_label: f32, st: &RowStats) -> f64 {
 /// let (loss, sum_t) = dense_row_loss(&x, &[0.5, 0.5], &st[0]);
 /// assert_eq!((loss, sum_t), (std::f64::consts::LN_2, 1.0));
 /// ```
+///
+/// # Panics
+/// Unless `t.len() == x.len()`.
 #[inline]
 pub fn dense_row_loss(x: &[f32], t: &[f32], st: &RowStats) -> (f64, f64) {
+    assert_eq!(
+        t.len(),
+        x.len(),
+        "dense_row_loss: targets and logits differ in length"
+    );
     let (m, ln_s) = (st.max as f64, st.ln_sum());
     let (mut loss, mut sum_t) = (0.0f64, 0.0f64);
     for (&t, &x) in t.iter().zip(x) {
@@ -607,6 +718,9 @@ pub fn softmax_xent_index_backward_with(
 /// ```
 // Plain buffers in, plain buffer out, as every kernel here: the argument list
 // is the data flow.
+///
+/// # Panics
+/// Unless the slices describe `stats.len()` rows of `cols > 0` elements.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_xent_dense_backward_with(
     isa: Isa,
