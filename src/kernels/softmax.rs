@@ -344,7 +344,7 @@ pub fn log_softmax_from_stats(x: &[f32], cols: usize, stats: &[RowStats], y: &mu
 /// rows for more).
 pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
     const BLOCK: usize = 4096;
-    assert!(cols > 0 && x.len() == y.len() && x.len() % cols == 0);
+    assert!(cols > 0 && x.len() == y.len() && x.len().is_multiple_of(cols));
     let rows = x.len() / cols;
     assert!(
         rows <= BLOCK,
