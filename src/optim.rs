@@ -9,7 +9,7 @@
 //! use densegrad::optim::{Momentum, Optimizer};
 //! let mut opt = Momentum::new(0.1, 0.9);
 //! let mut p = [1.0f32];
-//! opt.update(0, &mut p, &[1.0]);
+//! opt.update(0, &mut p, &[1.0]).unwrap();
 //! assert!((p[0] - 0.9).abs() < 1e-7);
 //! ```
 
@@ -23,15 +23,23 @@ use crate::{Error, Sequential, Tensor};
 /// let mut adam = Adam::new(0.001);
 /// let mut p = [1.0f32, -1.0];
 /// adam.begin_step();
-/// adam.update(0, &mut p, &[0.5, -0.5]);
+/// adam.update(0, &mut p, &[0.5, -0.5]).unwrap();
 /// assert!(p[0] < 1.0 && p[1] > -1.0);
 /// ```
 pub trait Optimizer {
     /// Updates `param` from `grad`; `index` numbers the parameters in
     /// [`Sequential::visit_params`] order so the optimizer can keep state
     /// per parameter. Called once per parameter per step, after
-    /// [`begin_step`](Optimizer::begin_step).
-    fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]);
+    /// [`begin_step`](Optimizer::begin_step). `Err` (and nothing changed)
+    /// if `param` and `grad` differ in length.
+    ///
+    /// ```
+    /// use densegrad::optim::{Optimizer, Sgd};
+    /// let mut p = [1.0f32, 2.0];
+    /// assert!(Sgd::new(0.1).update(0, &mut p, &[1.0]).is_err());
+    /// assert_eq!(p, [1.0, 2.0]);
+    /// ```
+    fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]) -> Result<(), Error>;
 
     /// Called once at the start of every step (Adam counts steps).
     fn begin_step(&mut self) {}
@@ -109,10 +117,13 @@ pub trait Optimizer {
             ));
         }
         self.begin_step();
+        let mut result = Ok(());
         net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
-            self.update(i, p.data_mut(), g.data());
+            if result.is_ok() {
+                result = self.update(i, p.data_mut(), g.data());
+            }
         });
-        Ok(())
+        result
     }
 }
 
@@ -133,6 +144,22 @@ fn require(name: &str, v: f32, lo: f32, hi: f32, rule: &str) -> Result<(), Error
 fn check_common(lr: f32, wd: f32) -> Result<(), Error> {
     require("learning rate", lr, 0.0, f32::INFINITY, "finite and >= 0")?;
     require("weight decay", wd, 0.0, f32::INFINITY, "finite and >= 0")
+}
+
+/// `Err` unless a parameter and its gradient have one length.
+fn same_len(index: usize, p: &[f32], g: &[f32]) -> Result<(), Error> {
+    if p.len() == g.len() {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            "optimizer update",
+            format!(
+                "parameter {index} has {} values but its gradient {}",
+                p.len(),
+                g.len()
+            ),
+        ))
+    }
 }
 
 /// Per-parameter state buffers, sized on first use.
@@ -158,7 +185,7 @@ impl Slots {
 /// ```
 /// use densegrad::optim::{Optimizer, Sgd};
 /// let mut p = [1.0f32];
-/// Sgd::new(0.1).update(0, &mut p, &[2.0]);
+/// Sgd::new(0.1).update(0, &mut p, &[2.0]).unwrap();
 /// assert_eq!(p, [0.8]);
 /// ```
 #[derive(Debug, Clone)]
@@ -219,8 +246,10 @@ impl Optimizer for Sgd {
         self.lr = lr;
     }
 
-    fn update(&mut self, _index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         optim::sgd(p, g, self.lr, self.weight_decay);
+        Ok(())
     }
 }
 
@@ -230,8 +259,8 @@ impl Optimizer for Sgd {
 /// use densegrad::optim::{Momentum, Optimizer};
 /// let mut o = Momentum::new(0.1, 0.9);
 /// let mut p = [1.0f32];
-/// o.update(0, &mut p, &[1.0]);
-/// o.update(0, &mut p, &[1.0]);
+/// o.update(0, &mut p, &[1.0]).unwrap();
+/// o.update(0, &mut p, &[1.0]).unwrap();
 /// assert!((p[0] - (1.0 - 0.1 - 0.19)).abs() < 1e-6);
 /// ```
 #[derive(Debug, Clone)]
@@ -305,9 +334,11 @@ impl Optimizer for Momentum {
         self.lr = lr;
     }
 
-    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         let v = self.v.get(index, p.len());
         optim::momentum(p, g, v, self.lr, self.momentum, self.weight_decay);
+        Ok(())
     }
 }
 
@@ -318,7 +349,7 @@ impl Optimizer for Momentum {
 /// use densegrad::optim::{Nesterov, Optimizer};
 /// let mut o = Nesterov::new(0.1, 0.9);
 /// let mut p = [1.0f32];
-/// o.update(0, &mut p, &[1.0]);
+/// o.update(0, &mut p, &[1.0]).unwrap();
 /// // v = −0.1; p = 1 + 0.81·(−0.1) − 1.9·0.1
 /// assert!((p[0] - (1.0 - 0.081 - 0.19)).abs() < 1e-6);
 /// ```
@@ -394,9 +425,11 @@ impl Optimizer for Nesterov {
         self.lr = lr;
     }
 
-    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         let v = self.v.get(index, p.len());
         optim::nesterov(p, g, v, self.lr, self.momentum, self.weight_decay);
+        Ok(())
     }
 }
 
@@ -405,7 +438,7 @@ impl Optimizer for Nesterov {
 /// ```
 /// use densegrad::optim::{AdaGrad, Optimizer};
 /// let mut p = [1.0f32];
-/// AdaGrad::new(0.1).update(0, &mut p, &[2.0]);
+/// AdaGrad::new(0.1).update(0, &mut p, &[2.0]).unwrap();
 /// assert!((p[0] - 0.9).abs() < 1e-6);
 /// ```
 #[derive(Debug, Clone)]
@@ -468,9 +501,11 @@ impl Optimizer for AdaGrad {
         self.lr = lr;
     }
 
-    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         let h = self.h.get(index, p.len());
         optim::adagrad(p, g, h, self.lr, self.weight_decay);
+        Ok(())
     }
 }
 
@@ -479,7 +514,7 @@ impl Optimizer for AdaGrad {
 /// ```
 /// use densegrad::optim::{Optimizer, RmsProp};
 /// let mut p = [1.0f32];
-/// RmsProp::new(0.01, 0.99).update(0, &mut p, &[1.0]);
+/// RmsProp::new(0.01, 0.99).update(0, &mut p, &[1.0]).unwrap();
 /// assert!((p[0] - (1.0 - 0.01 / 0.1)).abs() < 1e-5);
 /// ```
 #[derive(Debug, Clone)]
@@ -554,9 +589,11 @@ impl Optimizer for RmsProp {
         self.lr = lr;
     }
 
-    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         let h = self.h.get(index, p.len());
         optim::rmsprop(p, g, h, self.lr, self.decay, self.weight_decay);
+        Ok(())
     }
 }
 
@@ -568,7 +605,7 @@ impl Optimizer for RmsProp {
 /// let mut o = Adam::new(0.001);
 /// let mut p = [1.0f32];
 /// o.begin_step();
-/// o.update(0, &mut p, &[5.0]);
+/// o.update(0, &mut p, &[5.0]).unwrap();
 /// // The first Adam step moves every parameter by ~lr, whatever the gradient.
 /// assert!((p[0] - 0.999).abs() < 1e-6);
 /// ```
@@ -695,7 +732,8 @@ impl Optimizer for Adam {
         self.t = self.t.saturating_add(1);
     }
 
-    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) {
+    fn update(&mut self, index: usize, p: &mut [f32], g: &[f32]) -> Result<(), Error> {
+        same_len(index, p, g)?;
         let t = self.t.max(1);
         let (m, v) = self.mv.get(index, 2 * p.len()).split_at_mut(p.len());
         optim::adam(
@@ -709,5 +747,6 @@ impl Optimizer for Adam {
             t,
             self.weight_decay,
         );
+        Ok(())
     }
 }

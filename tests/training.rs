@@ -248,7 +248,7 @@ fn optimizers_follow_their_textbook_formulas() {
         for (t, g) in grads.iter().enumerate() {
             let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
             opt.begin_step();
-            opt.update(0, &mut p32, &g32);
+            opt.update(0, &mut p32, &g32).unwrap();
             rule(&mut p64, g, t + 1);
             for i in 0..3 {
                 assert!(
