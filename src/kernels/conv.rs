@@ -250,13 +250,12 @@ impl ColBuffers {
     }
 
     /// `[W | b]` into `wb`, (FN, CK + 1) row-major.
-    fn pack_weights(&mut self, w: &[f32], b: &[f32], ck: usize) -> &[f32] {
+    fn pack_weights(&mut self, w: &[f32], b: &[f32], ck: usize) {
         let wb = &mut self.wb[..b.len() * (ck + 1)];
         for ((row, w), &b) in wb.chunks_exact_mut(ck + 1).zip(w.chunks_exact(ck)).zip(b) {
             row[..ck].copy_from_slice(w);
             row[ck] = b;
         }
-        wb
     }
 
     /// Runs `f` with this thread's buffer (at least `len` elements).

@@ -113,17 +113,20 @@ impl SimdKernel for ForwardPlanes<'_> {
             && g.in_w() < 1 << 22
             && g.out_h() * g.in_w() <= FAST_VALUES
             && out >= V::N;
-        // Scratch for the vector path, cleared once per task, not per plane.
-        let (mut hm, mut hi) = ([0.0f32; FAST_VALUES], [0.0f32; FAST_VALUES]);
-        for ((x, y), at) in self
+        let planes = self
             .x
             .chunks_exact(hw)
             .zip(self.y.chunks_exact_mut(out))
-            .zip(self.at.chunks_exact_mut(out))
-        {
-            if fast {
+            .zip(self.at.chunks_exact_mut(out));
+        if fast {
+            // Scratch for the vector path, cleared once per task (16 KiB),
+            // not per plane, and only when the path is taken.
+            let (mut hm, mut hi) = ([0.0f32; FAST_VALUES], [0.0f32; FAST_VALUES]);
+            for ((x, y), at) in planes {
                 forward_plane_2x2_simd::<V>(x, g, y, at, &mut hm, &mut hi);
-            } else {
+            }
+        } else {
+            for ((x, y), at) in planes {
                 forward_plane(x, g, y, at);
             }
         }
@@ -131,8 +134,9 @@ impl SimdKernel for ForwardPlanes<'_> {
 }
 
 /// The most values (OH·W) the vector 2×2 path keeps on the stack for one
-/// plane (two 32 KiB buffers per task); larger planes take the scalar path.
-const FAST_VALUES: usize = 8192;
+/// plane (two 8 KiB buffers per task, e.g. a 64×64 plane; larger planes
+/// take the scalar path). Small, because every task clears them.
+const FAST_VALUES: usize = 2048;
 
 /// `(later, its offset)` if `later > cur` or `later` is NaN, else `(cur, its
 /// offset)`: one step of the row-major scan `v > best || v.is_nan()`.
