@@ -31,8 +31,8 @@ impl Sequential {
     /// let mut b = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 2)?;
     /// b.load(&path)?;
     /// let (mut wa, mut wb) = (Vec::new(), Vec::new());
-    /// a.visit_state(&mut |_, t| wa.extend_from_slice(t.data()));
-    /// b.visit_state(&mut |_, t| wb.extend_from_slice(t.data()));
+    /// a.visit_state_ref(&mut |_, t| wa.extend_from_slice(t.data()));
+    /// b.visit_state_ref(&mut |_, t| wb.extend_from_slice(t.data()));
     /// assert_eq!(wa, wb);
     ///
     /// let mut wider = Sequential::mlp(&[4, 5, 2], Activation::Relu, Init::He, 1)?;
@@ -91,7 +91,7 @@ impl Sequential {
     /// let mut b = Sequential::new().with(Affine::new(Tensor::zeros(&[2, 2]), Tensor::from_slice(&[1.0, 2.0]))?);
     /// b.load_bytes(&bytes)?;
     /// let mut biases = Vec::new();
-    /// b.visit_state(&mut |name, t| if name.ends_with("bias") { biases.extend_from_slice(t.data()) });
+    /// b.visit_state_ref(&mut |name, t| if name.ends_with("bias") { biases.extend_from_slice(t.data()) });
     /// assert_eq!(biases, [0.0, 0.0]);
     /// # Ok::<(), densegrad::Error>(())
     /// ```
@@ -172,7 +172,8 @@ impl Sequential {
         // Validate everything first.
         let mut err = None;
         let mut wanted = Vec::new();
-        self.visit_state(&mut |name, t| {
+        self.visit_state(&mut |s| {
+            let (name, t) = (s.name(), s.value());
             if err.is_some() {
                 return;
             }
@@ -222,9 +223,9 @@ impl Sequential {
             ));
         }
         // Then copy.
-        self.visit_state(&mut |name, t| {
-            if let Ok(v) = st.tensor(name) {
-                for (dst, src) in t.data_mut().iter_mut().zip(v.data().chunks_exact(4)) {
+        self.visit_state(&mut |mut s| {
+            if let Ok(v) = st.tensor(s.name()) {
+                for (dst, src) in s.values_mut().iter_mut().zip(v.data().chunks_exact(4)) {
                     *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
                 }
             }

@@ -51,9 +51,10 @@
 //! let d = loss.backward(1.0)?;
 //! fc1.backward(relu.backward(fc2.backward(d)?)?)?;
 //! for layer in [&mut fc1 as &mut dyn Layer, &mut fc2] {
-//!     layer.visit_params(&mut |p, g| {
-//!         for (p, g) in p.data_mut().iter_mut().zip(g.data()) {
-//!             *p -= 0.5 * g;
+//!     layer.visit_params(&mut |mut p| {
+//!         let (values, grad) = p.values_and_grad();
+//!         for (v, g) in values.iter_mut().zip(grad) {
+//!             *v -= 0.5 * g;
 //!         }
 //!     });
 //! }
@@ -79,6 +80,7 @@ pub mod kernels;
 mod layers;
 mod net;
 pub mod optim;
+mod param;
 mod tensor;
 
 pub use error::Error;
@@ -96,6 +98,7 @@ pub use layers::{
 #[cfg(feature = "rand")]
 pub use net::Activation;
 pub use net::Sequential;
+pub use param::{Param, StateMut};
 pub use tensor::Tensor;
 
 /// The README's examples, compiled and run as doctests so that they stay true.

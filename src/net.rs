@@ -2,7 +2,7 @@
 
 #[cfg(feature = "rand")]
 use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
-use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
+use crate::{Error, Labels, Layer, Param, SoftmaxWithLoss, StateMut, Tensor};
 
 /// The activation between the Affine layers of [`Sequential::mlp`].
 ///
@@ -54,9 +54,10 @@ impl Activation {
 /// let x = Tensor::new(&[2, 4], vec![0.1, 0.2, 0.3, 0.4, -0.1, 0.5, 0.0, 1.0])?;
 /// let loss = net.loss(&x, Labels::Index(&[0, 2]))?;
 /// net.backward()?;
-/// net.visit_params(&mut |p, g| {
-///     for (p, g) in p.data_mut().iter_mut().zip(g.data()) {
-///         *p -= 0.1 * g;
+/// net.visit_params(&mut |mut p| {
+///     let (values, grad) = p.values_and_grad();
+///     for (v, g) in values.iter_mut().zip(grad) {
+///         *v -= 0.1 * g;
 ///     }
 /// });
 /// assert!(net.loss(&x, Labels::Index(&[0, 2]))? < loss);
@@ -264,7 +265,7 @@ impl Sequential {
     /// net.backward()?;
     /// Sgd::new(0.1).step(&mut net)?;
     /// let mut weights = Vec::new();
-    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { weights.push(p.data().to_vec()) });
+    /// net.visit_params(&mut |p| if p.shape().len() == 2 { weights.push(p.value().data().to_vec()) });
     /// assert_ne!(weights[0], [0.5; 4]);                // trained
     /// assert_eq!(weights[1], [1.0, -1.0, 0.5, 0.25]); // frozen
     /// assert!(net.set_frozen(2, true).is_err());
@@ -310,16 +311,16 @@ impl Sequential {
     /// let mut net = Sequential::new().with(fc()).with(Relu::new()).with(fc());
     /// net.set_frozen(0, true)?;
     /// let mut seen = Vec::new();
-    /// net.visit_trainable_params(&mut |i, _, _| seen.push(i));
+    /// net.visit_trainable_params(&mut |i, _| seen.push(i));
     /// assert_eq!(seen, [2, 3]); // layer 0's weight and bias are 0 and 1
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn visit_trainable_params(&mut self, f: &mut dyn FnMut(usize, &mut Tensor, &Tensor)) {
+    pub fn visit_trainable_params(&mut self, f: &mut dyn FnMut(usize, Param<'_>)) {
         let mut index = 0;
         for (layer, &frozen) in self.layers.iter_mut().zip(&self.frozen) {
-            layer.visit_params(&mut |p, g| {
+            layer.visit_params(&mut |p| {
                 if !frozen {
-                    f(index, p, g);
+                    f(index, p);
                 }
                 index += 1;
             });
@@ -453,7 +454,7 @@ impl Sequential {
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
-    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
+    /// net.visit_params(&mut |mut p| if p.shape().len() == 2 { p.values_mut().copy_from_slice(&[-1.0, 1.0]) });
     /// let x = Tensor::new(&[3, 1], vec![1.0, -1.0, 2.0])?;
     /// assert_eq!(net.accuracy(&x, &[1, 0, 0], 2)?, 2.0 / 3.0);
     /// # }
@@ -475,7 +476,7 @@ impl Sequential {
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential, Tensor};
     /// let mut net = Sequential::mlp(&[1, 2], Activation::Relu, Init::Normal { std: 0.0 }, 0)?;
-    /// net.visit_params(&mut |p, _| if p.ndim() == 2 { p.data_mut().copy_from_slice(&[-1.0, 1.0]) });
+    /// net.visit_params(&mut |mut p| if p.shape().len() == 2 { p.values_mut().copy_from_slice(&[-1.0, 1.0]) });
     /// let x = Tensor::new(&[3, 1], vec![1.0, -1.0, 2.0])?;
     /// let (loss, acc) = net.evaluate(&x, &[1, 0, 0], 2)?;
     /// assert_eq!(acc, 2.0 / 3.0);
@@ -552,48 +553,48 @@ impl Sequential {
         Ok(((loss / n as f64) as f32, correct as f32 / n as f32))
     }
 
-    /// Calls `f(parameter, gradient)` for every parameter of every layer, in
-    /// order; see [`Layer::visit_params`].
+    /// Calls `f` with a [`Param`] view for every parameter of every layer,
+    /// in order; see [`Layer::visit_params`].
     ///
     /// ```
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
     /// let mut count = 0;
-    /// net.visit_params(&mut |p, _| count += p.numel());
+    /// net.visit_params(&mut |p| count += p.numel());
     /// assert_eq!(count, 4 * 3 + 3 + 3 * 2 + 2);
     /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         for layer in &mut self.layers {
             layer.visit_params(f);
         }
     }
 
-    /// Calls `f(name, tensor)` for every state tensor of every layer, named
-    /// `"{layer index}.{name}"` as PyTorch's `state_dict` does (`"0.weight"`,
-    /// `"0.bias"`, `"2.weight"`, …).
+    /// Calls `f` with a [`StateMut`] view of every state tensor of every
+    /// layer, named `"{layer index}.{name}"` as PyTorch's `state_dict` does
+    /// (`"0.weight"`, `"0.bias"`, `"2.weight"`, …).
     ///
     /// ```
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Sequential};
     /// let mut net = Sequential::mlp(&[4, 3, 2], Activation::Relu, Init::He, 0)?;
     /// let mut names = Vec::new();
-    /// net.visit_state(&mut |name, _| names.push(name.to_string()));
+    /// net.visit_state(&mut |s| names.push(s.name().to_string()));
     /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
     /// # }
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    pub fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+    pub fn visit_state(&mut self, f: &mut dyn FnMut(StateMut<'_>)) {
         let mut name = String::new();
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_state(&mut |n, t| {
+            layer.visit_state(&mut |s| {
                 name.clear();
                 name.push_str(&i.to_string());
                 name.push('.');
-                name.push_str(n);
-                f(&name, t)
+                name.push_str(s.name());
+                f(s.renamed(&name))
             });
         }
     }
@@ -697,7 +698,7 @@ impl Sequential {
         // Parameters are visited by index, one element at a time, perturbed
         // in place and restored bit for bit.
         let mut shapes = Vec::new();
-        self.visit_params(&mut |p, _| shapes.push(p.shape().to_vec()));
+        self.visit_params(&mut |p| shapes.push(p.shape().to_vec()));
         let mut grads = Vec::with_capacity(shapes.len());
         for (pi, shape) in shapes.iter().enumerate() {
             let mut g = Tensor::try_zeros(shape)?;
@@ -745,7 +746,7 @@ impl Sequential {
         probe.loss(x, t)?;
         probe.backward()?;
         let mut analytic = Vec::new();
-        probe.visit_params(&mut |_, g| analytic.push(g.clone()));
+        probe.visit_params(&mut |p| analytic.push(p.grad().clone()));
         let (mut max_diff, mut max_num) = (0.0f32, 0.0f32);
         for (a, n) in analytic.iter().zip(&numeric) {
             for (&a, &n) in a.data().iter().zip(n.data()) {
@@ -766,12 +767,12 @@ impl Sequential {
     fn param_elem(&mut self, pi: usize, e: usize, value: Option<f32>) -> f32 {
         let mut i = 0;
         let mut out = 0.0;
-        self.visit_params(&mut |p, _| {
+        self.visit_params(&mut |mut p| {
             if i == pi {
                 if let Some(v) = value {
-                    p.data_mut()[e] = v;
+                    p.values_mut()[e] = v;
                 }
-                out = p.data()[e];
+                out = p.value().data()[e];
             }
             i += 1;
         });

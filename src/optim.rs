@@ -14,7 +14,7 @@
 //! ```
 
 use crate::kernels::optim;
-use crate::{Error, Sequential, Tensor};
+use crate::{Error, Sequential};
 
 /// An update rule applied to every parameter of a network.
 ///
@@ -101,26 +101,16 @@ pub trait Optimizer {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     fn step(&mut self, net: &mut Sequential) -> Result<(), Error> {
-        // The hyperparameters and every pair are checked before any
-        // parameter moves, so a refused step changes nothing.
+        // The hyperparameters are checked before any parameter moves, so a
+        // refused step changes nothing; the views fix each parameter's shape
+        // to its gradient's.
         self.check()?;
-        let mut bad = None;
-        net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
-            if p.numel() != g.numel() && bad.is_none() {
-                bad = Some((i, p.shape().to_vec(), g.shape().to_vec()));
-            }
-        });
-        if let Some((i, p, g)) = bad {
-            return Err(Error::shape(
-                "optimizer step",
-                format!("parameter {i} is {p:?} but its gradient is {g:?}"),
-            ));
-        }
         self.begin_step();
         let mut result = Ok(());
-        net.visit_trainable_params(&mut |i, p: &mut Tensor, g: &Tensor| {
+        net.visit_trainable_params(&mut |i, mut p| {
             if result.is_ok() {
-                result = self.update(i, p.data_mut(), g.data());
+                let (values, grad) = p.values_and_grad();
+                result = self.update(i, values, grad);
             }
         });
         result

@@ -84,7 +84,10 @@ fn a_w4_small_step_allocates_only_sgemm_packing_buffers() {
             let g = relu.backward_ref(g).unwrap();
             fc1.backward_ref(g).unwrap();
             for layer in [&mut fc1 as &mut dyn Layer, &mut fc2] {
-                layer.visit_params(&mut |p, g| axpy(-0.1, g.data(), p.data_mut()));
+                layer.visit_params(&mut |mut p| {
+                    let (v, g) = p.values_and_grad();
+                    axpy(-0.1, g, v)
+                });
             }
             l
         };
@@ -150,7 +153,10 @@ fn a_convolutional_step_allocates_only_sgemm_packing_buffers() {
             let g = relu.backward_ref(g).unwrap();
             conv.backward_params_only(g).unwrap();
             for layer in [&mut conv as &mut dyn Layer, &mut fc] {
-                layer.visit_params(&mut |p, g| axpy(-0.1, g.data(), p.data_mut()));
+                layer.visit_params(&mut |mut p| {
+                    let (v, g) = p.values_and_grad();
+                    axpy(-0.1, g, v)
+                });
             }
             l
         };

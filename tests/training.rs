@@ -83,8 +83,8 @@ proptest! {
         }
         let mut bn = BatchNorm::new(d).unwrap();
         let mut k = 0;
-        bn.visit_params(&mut |p, _| {
-            p.data_mut().copy_from_slice(if k == 0 { g } else { b });
+        bn.visit_params(&mut |mut p| {
+            p.values_mut().copy_from_slice(if k == 0 { g } else { b });
             k += 1;
         });
         let y = bn.forward(&tensor(&[n, d], x.to_vec())).unwrap();
@@ -95,7 +95,7 @@ proptest! {
         }
         let dx = bn.backward(tensor(&[n, d], r.to_vec())).unwrap();
         let mut grads = Vec::new();
-        bn.visit_params(&mut |_, gr| grads.push(gr.data().to_vec()));
+        bn.visit_params(&mut |p| grads.push(p.grad().data().to_vec()));
         let tol = Tol { abs: 2e-4, rel: 2e-4 };
         check_grad("bn dx", dx.data(), &x64, |x| dot(&batchnorm64(x, n, d, &g64, &b64, 1e-5), &r64), tol).map_err(TestCaseError::fail)?;
         check_grad("bn dgamma", &grads[0], &g64, |g| dot(&batchnorm64(&x64, n, d, g, &b64, 1e-5), &r64), tol).map_err(TestCaseError::fail)?;
@@ -142,7 +142,7 @@ fn batchnorm_eval_mode_uses_running_statistics_and_has_exact_gradients() {
     let inv = 1.0 / (bn.running_var().data()[0] + 1e-5).sqrt();
     assert!((dx.data()[0] - inv).abs() < 1e-6);
     let mut g = Vec::new();
-    bn.visit_params(&mut |_, gr| g.push(gr.data().to_vec()));
+    bn.visit_params(&mut |p| g.push(p.grad().data().to_vec()));
     assert!(
         g[0][0].abs() < 1e-5,
         "Σ x̂ over a batch normalized by its own statistics is 0"
@@ -289,7 +289,7 @@ fn train_weights(x: &Tensor, labels: &[usize], threads: usize) -> Vec<u32> {
             }
         }
         let mut bits = Vec::new();
-        net.visit_state(&mut |_, t| bits.extend(t.data().iter().map(|v| v.to_bits())));
+        net.visit_state_ref(&mut |_, t| bits.extend(t.data().iter().map(|v| v.to_bits())));
         bits
     })
 }
@@ -339,7 +339,7 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
         .unwrap()
         .with(BatchNorm::new(3).unwrap());
     let mut before = Vec::new();
-    wrong.visit_state(&mut |_, t| before.extend_from_slice(t.data()));
+    wrong.visit_state_ref(&mut |_, t| before.extend_from_slice(t.data()));
     let e = wrong.load(&path).unwrap_err().to_string();
     assert_eq!(
         e,
@@ -349,7 +349,7 @@ fn checkpoints_round_trip_and_refuse_mismatches() {
         )
     );
     let mut after = Vec::new();
-    wrong.visit_state(&mut |_, t| after.extend_from_slice(t.data()));
+    wrong.visit_state_ref(&mut |_, t| after.extend_from_slice(t.data()));
     assert_eq!(before, after, "a refused checkpoint changes nothing");
 
     // Missing and unexpected tensors.

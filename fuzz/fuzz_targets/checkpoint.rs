@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn state(net: &mut Sequential) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     let mut v = Vec::new();
-    net.visit_state(&mut |name, t| {
+    net.visit_state_ref(&mut |name, t| {
         v.push((
             name.to_string(),
             t.shape().to_vec(),

@@ -75,7 +75,8 @@ fn check_step(
                 assert!(loss.is_finite() && loss >= 0.0, "loss {loss}");
             }
             net.backward().unwrap();
-            net.visit_params(&mut |p, g| {
+            net.visit_params(&mut |p| {
+                let g = p.grad();
                 assert_eq!(p.shape(), g.shape());
                 if !raw {
                     assert!(g.data().iter().all(|v| v.is_finite()));

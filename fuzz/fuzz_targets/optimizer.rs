@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         net.backward().unwrap();
         let before = params(&net);
         let mut finite_grads = true;
-        net.visit_params(&mut |_, g| finite_grads &= g.data().iter().all(|v| v.is_finite()));
+        net.visit_params(&mut |p| finite_grads &= p.grad().data().iter().all(|v| v.is_finite()));
         let valid = opt.check().is_ok();
         match opt.step(&mut net) {
             Ok(()) => {

@@ -1,10 +1,10 @@
 //! Parameters and state replaced between calls, as a user can through
-//! `visit_params` / `visit_state`: any tensor of any shape swapped into an
+//! `visit_state`: a tensor of any shape and any values offered to an
 //! Affine, a Convolution or a BatchNorm between forward, backward, an
-//! optimizer step, evaluation and checkpointing. Checks: no panic; a
-//! refused forward leaves backward refused; a network reads back its own
-//! checkpoint; once the right shapes are back, the network trains again
-//! (no refusal left it unusable).
+//! optimizer step, evaluation and checkpointing. Checks: a tensor of
+//! another shape is refused and changes nothing, so the shapes never
+//! change; no panic; a refused forward leaves backward refused; a network
+//! reads back its own checkpoint; with sane values back, it trains again.
 #![no_main]
 
 use densegrad::optim::{Optimizer, Sgd};
@@ -45,21 +45,28 @@ fuzz_target!(|data: &[u8]| {
         // Swap one state tensor (a parameter or BatchNorm's statistics).
         let victim = b.size(good.len() - 1);
         let ndim = b.size(4);
-        let shape: Vec<usize> = (0..ndim).map(|_| b.size(9)).collect();
+        let mut shape: Vec<usize> = (0..ndim).map(|_| b.size(9)).collect();
+        if b.u8() & 1 == 1 {
+            shape = good[victim].clone();
+        }
         let n: usize = shape.iter().product();
         let raw = b.u8() & 1 == 1;
-        let values = b.values(n, raw, 5.0);
+        let values = Tensor::new(&shape, b.values(n, raw, 5.0)).unwrap();
         let mut i = 0;
-        net.visit_state(&mut |_, t| {
+        net.visit_state(&mut |mut s| {
             if i == victim {
-                *t = Tensor::new(&shape, values.clone()).unwrap();
+                let before = s.value().clone();
+                let r = s.copy_from(&values);
+                assert_eq!(r.is_ok(), shape == good[victim], "{r:?}");
+                if r.is_err() {
+                    assert_eq!(s.value(), &before, "a refused copy changed the values");
+                }
             }
             i += 1;
         });
-        // Then any of the calls. A swap that keeps the network consistent
-        // (W and b of a layer both resized) is a different, valid network;
-        // anything else is refused. Either way: no panic, and a refused
-        // forward leaves backward refused.
+        assert_eq!(shapes(&net), good, "a state tensor changed shape");
+        // Then any of the calls: no panic, and a refused forward leaves
+        // backward refused.
         match b.size(4) {
             0 => {
                 if net.loss(&x, Labels::Index(&labels)).is_err() {
@@ -83,13 +90,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    // Put the right shapes back (a fresh network's values) and train.
+    // Put sane values back (a fresh network's) and train.
     let fresh = build();
     let mut good_values = Vec::new();
     fresh.visit_state_ref(&mut |_, t| good_values.push(t.clone()));
     let mut i = 0;
-    net.visit_state(&mut |_, t| {
-        *t = good_values[i].clone();
+    net.visit_state(&mut |mut s| {
+        s.copy_from(&good_values[i]).unwrap();
         i += 1;
     });
     let loss = net.loss(&x, Labels::Index(&labels)).unwrap();

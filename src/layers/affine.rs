@@ -1,7 +1,7 @@
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm_par, MatRef};
 use crate::kernels::reduce::{broadcast_rows, col_sums};
-use crate::{Error, Tensor};
+use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
 
@@ -199,17 +199,6 @@ impl Affine {
             .filter(|_| self.ready)
             .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
-        if self.w.shape() != [c.k, c.m] {
-            return Err(Error::state(
-                OP,
-                format!(
-                    "weight was reshaped from [{}, {}] to {:?} after forward",
-                    c.k,
-                    c.m,
-                    self.w.shape()
-                ),
-            ));
-        }
         let (n, k, m) = (c.n, c.k, c.m);
         let dy = MatRef::row_major(dout.data(), n, m);
 
@@ -223,9 +212,6 @@ impl Affine {
                 self.dx.data_mut(),
             );
         }
-        // `dw` may have been reshaped through visit_params; it always keeps
-        // K·M elements, so restoring its shape cannot fail.
-        self.dw.reshape(&[k, m])?;
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
         // per thread, never partial sums across threads.
         gemm_par(
@@ -235,7 +221,6 @@ impl Affine {
             0.0,
             self.dw.data_mut(),
         );
-        self.db.reshape(&[m])?;
         col_sums(dout.data(), self.db.data_mut());
         self.has_grads = true;
         Ok(())
@@ -281,8 +266,9 @@ impl Layer for Affine {
         // A refused forward leaves nothing for a backward to use (the
         // cache keeps its allocation).
         self.ready = false;
-        // W and b are reachable mutably through `visit_params`; recheck them.
-        let (k, m) = check_params(OP, &self.w, &self.b)?;
+        // `new` checked W and b, and the views `visit_params` hands out
+        // cannot change their shapes.
+        let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
         let (n, xk) = x.batch_dims().ok_or_else(|| {
             Error::shape(
                 OP,
@@ -345,15 +331,15 @@ impl Layer for Affine {
 
     /// Visits (W, dW) then (b, db). Before the first backward the gradients
     /// are zeros, so an optimizer that steps then changes nothing.
-    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
-        f(&mut self.w, &self.dw);
-        f(&mut self.b, &self.db);
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        f(Param::new("weight", &mut self.w, &self.dw));
+        f(Param::new("bias", &mut self.b, &self.db));
     }
 
     /// `weight` then `bias`.
-    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f("weight", &mut self.w);
-        f("bias", &mut self.b);
+    fn visit_state(&mut self, f: &mut dyn FnMut(StateMut<'_>)) {
+        f(StateMut::new("weight", &mut self.w));
+        f(StateMut::new("bias", &mut self.b));
     }
 
     fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {

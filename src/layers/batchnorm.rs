@@ -1,5 +1,5 @@
 use super::{not_ready, require_same_shape, Layer};
-use crate::{Error, Tensor};
+use crate::{Error, Param, StateMut, Tensor};
 
 /// Batch normalization over the batch axis of (N, D) input (Ioffe & Szegedy,
 /// as in the book): in training each feature is normalized by the batch's
@@ -38,36 +38,12 @@ pub struct BatchNorm {
     out: Tensor,
     dx: Tensor,
     ready: bool,
-    /// The feature count fixed at construction; every state tensor must
-    /// stay [features] (they are reachable through `visit_params` and
-    /// `visit_state`, so each call checks them).
+    /// The feature count fixed at construction: every state tensor is
+    /// [features], and the views `visit_params` and `visit_state` hand out
+    /// cannot change that.
     features: usize,
     /// Per-feature f64 sums (mean and variance, or Σdy and Σdy·x̂), reused.
     sums: Vec<f64>,
-}
-
-impl BatchNorm {
-    /// `Err` unless γ, β and the running statistics are all [features].
-    fn check_state(&self, op: &'static str) -> Result<(), Error> {
-        let d = self.features;
-        for (name, t) in [
-            ("gamma", &self.gamma),
-            ("beta", &self.beta),
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
-        ] {
-            if t.shape() != [d] {
-                return Err(Error::shape(
-                    op,
-                    format!(
-                        "{name} is {:?} but this BatchNorm has {d} features: it must be [{d}]",
-                        t.shape()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl BatchNorm {
@@ -149,7 +125,6 @@ impl Layer for BatchNorm {
         const OP: &str = "batchnorm forward";
         // A refused forward leaves nothing for a backward to use.
         self.ready = false;
-        self.check_state(OP)?;
         let d = self.features;
         let n = match x.shape() {
             &[n, f] if f == d => n,
@@ -234,7 +209,6 @@ impl Layer for BatchNorm {
             return Err(not_ready(OP));
         }
         require_same_shape(OP, dout, self.out.shape())?;
-        self.check_state(OP)?;
         let d = self.features;
         let n = dout.shape()[0];
         self.dx.resize_buffer(dout.shape());
@@ -288,17 +262,17 @@ impl Layer for BatchNorm {
     }
 
     /// Visits (γ, dγ) then (β, dβ).
-    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
-        f(&mut self.gamma, &self.dgamma);
-        f(&mut self.beta, &self.dbeta);
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        f(Param::new("gamma", &mut self.gamma, &self.dgamma));
+        f(Param::new("beta", &mut self.beta, &self.dbeta));
     }
 
     /// `gamma`, `beta`, `running_mean`, `running_var`.
-    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f("gamma", &mut self.gamma);
-        f("beta", &mut self.beta);
-        f("running_mean", &mut self.running_mean);
-        f("running_var", &mut self.running_var);
+    fn visit_state(&mut self, f: &mut dyn FnMut(StateMut<'_>)) {
+        f(StateMut::new("gamma", &mut self.gamma));
+        f(StateMut::new("beta", &mut self.beta));
+        f(StateMut::new("running_mean", &mut self.running_mean));
+        f(StateMut::new("running_var", &mut self.running_var));
     }
 
     fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {

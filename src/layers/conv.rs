@@ -1,7 +1,7 @@
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
 use crate::kernels::conv::{conv2d_backward, conv2d_forward, partials_len, ColBuffers};
 use crate::kernels::window::Window2d;
-use crate::{Error, Tensor};
+use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
 
@@ -274,22 +274,11 @@ impl Convolution {
         const OP: &str = "convolution backward";
         let (x_shape, g) = self.cache.ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
-        let shape = check_params(OP, &self.w, &self.b)?;
-        if shape != [shape[0], g.channels(), g.kernel().0, g.kernel().1]
-            || self.out.shape()[1] != shape[0]
-        {
-            return Err(Error::state(
-                OP,
-                format!(
-                    "weight is {:?} but the forward ran with [{}, {}, {}, {}]",
-                    self.w.shape(),
-                    self.out.shape()[1],
-                    g.channels(),
-                    g.kernel().0,
-                    g.kernel().1
-                ),
-            ));
-        }
+        let shape: [usize; 4] = self
+            .w
+            .shape()
+            .try_into()
+            .expect("new checked that W is 4-D, and the views cannot reshape it");
         let n = x_shape[0];
         let plen = partials_len(n, &g, shape[0]).ok_or_else(|| {
             Error::shape(OP, "the per-chunk gradients need more memory than exists")
@@ -303,9 +292,6 @@ impl Convolution {
         }
         self.partials.resize(plen, 0.0);
         self.bufs.reserve(&g, shape[0], true)?;
-        // W may have been replaced through `visit_params` since `new`.
-        self.dw.try_resize_buffer(OP, &shape)?;
-        self.db.try_resize_buffer(OP, &shape[..1])?;
         let dx = if want_dx {
             self.dx.try_resize_buffer(OP, &x_shape)?;
             Some(self.dx.data_mut())
@@ -334,8 +320,13 @@ impl Layer for Convolution {
         const OP: &str = "convolution forward";
         // A refused forward leaves nothing for a backward to use.
         self.cache = None;
-        // W and b are reachable mutably through `visit_params`; recheck them.
-        let [fnum, c, fh, fw] = check_params(OP, &self.w, &self.b)?;
+        // `new` checked W and b, and the views `visit_params` hands out
+        // cannot change their shapes.
+        let [fnum, c, fh, fw]: [usize; 4] = self
+            .w
+            .shape()
+            .try_into()
+            .expect("new checked that W is 4-D");
         let &[n, xc, h, w] = x.shape() else {
             return Err(Error::shape(
                 OP,
@@ -393,15 +384,15 @@ impl Layer for Convolution {
 
     /// Visits (W, dW) then (b, db). Before the first backward the gradients
     /// are zeros.
-    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
-        f(&mut self.w, &self.dw);
-        f(&mut self.b, &self.db);
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        f(Param::new("weight", &mut self.w, &self.dw));
+        f(Param::new("bias", &mut self.b, &self.db));
     }
 
     /// `weight` then `bias`.
-    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        f("weight", &mut self.w);
-        f("bias", &mut self.b);
+    fn visit_state(&mut self, f: &mut dyn FnMut(StateMut<'_>)) {
+        f(StateMut::new("weight", &mut self.w));
+        f(StateMut::new("bias", &mut self.b));
     }
 
     fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {

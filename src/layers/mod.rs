@@ -30,7 +30,7 @@ pub use reshape::Reshape;
 pub use sigmoid::Sigmoid;
 pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
 
-use crate::{Error, Tensor};
+use crate::{Error, Param, StateMut, Tensor};
 
 /// A differentiable layer with a forward and a backward pass.
 ///
@@ -95,9 +95,12 @@ pub trait Layer: Send + Sync + LayerClone {
         self.backward_ref(&dout).cloned()
     }
 
-    /// Calls `f(parameter, gradient)` for every parameter of the layer, in a
-    /// fixed order; does nothing for layers without parameters. This is how an
-    /// optimizer reaches every parameter without allocating.
+    /// Calls `f` with a [`Param`] view (name, shape, mutable values, the
+    /// gradient of the last backward) for every parameter of the layer, in a
+    /// fixed order; does nothing for layers without parameters. This is how
+    /// an optimizer reaches every parameter without allocating. The view
+    /// fixes the shape: values may change, the shape the layer was built
+    /// with may not.
     ///
     /// ```
     /// use densegrad::{Affine, Layer, Tensor};
@@ -106,32 +109,35 @@ pub trait Layer: Send + Sync + LayerClone {
     /// fc.forward(&Tensor::from_slice(&[1.0, 2.0, 3.0]))?;
     /// fc.backward(Tensor::from_slice(&[1.0, 1.0]))?;
     /// // one SGD step, lr 0.1
-    /// fc.visit_params(&mut |p, g| {
-    ///     for (p, g) in p.data_mut().iter_mut().zip(g.data()) {
-    ///         *p -= 0.1 * g;
+    /// fc.visit_params(&mut |mut p| {
+    ///     let (values, grad) = p.values_and_grad();
+    ///     for (v, g) in values.iter_mut().zip(grad) {
+    ///         *v -= 0.1 * g;
     ///     }
     /// });
     /// assert_eq!(fc.bias().data(), &[-0.1, -0.1]);
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    fn visit_params(&mut self, f: &mut dyn FnMut(&mut Tensor, &Tensor)) {
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         let _ = f;
     }
 
-    /// Calls `f(name, tensor)` for every tensor that defines the layer's
-    /// state — its parameters and buffers such as BatchNorm's running
-    /// statistics — in a fixed order. Checkpoints save and load these.
+    /// Calls `f` with a [`StateMut`] view (name, shape, mutable values) for
+    /// every tensor that defines the layer's state — its parameters and
+    /// buffers such as BatchNorm's running statistics — in a fixed order.
+    /// Checkpoints load these; as with [`visit_params`](Layer::visit_params),
+    /// the shapes cannot change through the views.
     ///
     /// ```
     /// use densegrad::{Affine, Layer, Tensor};
     ///
     /// let mut fc = Affine::new(Tensor::zeros(&[3, 2]), Tensor::zeros(&[2]))?;
     /// let mut names = Vec::new();
-    /// fc.visit_state(&mut |name, t| names.push((name.to_string(), t.shape().to_vec())));
+    /// fc.visit_state(&mut |s| names.push((s.name().to_string(), s.shape().to_vec())));
     /// assert_eq!(names, [("weight".to_string(), vec![3, 2]), ("bias".to_string(), vec![2])]);
     /// # Ok::<(), densegrad::Error>(())
     /// ```
-    fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+    fn visit_state(&mut self, f: &mut dyn FnMut(StateMut<'_>)) {
         let _ = f;
     }
 
@@ -167,7 +173,7 @@ pub trait Layer: Send + Sync + LayerClone {
     /// ```
     fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         let mut copy = self.clone_layer();
-        copy.visit_state(&mut |name, t| f(name, t));
+        copy.visit_state(&mut |s| f(s.name(), s.value()));
     }
 
     /// Switches between training (the default) and evaluation behaviour.
