@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use densegrad::optim::{Optimizer, Sgd};
-use densegrad::{Affine, Convolution, Init, Labels, Pooling, Relu, Sequential, Tensor};
+use densegrad::{Affine, Convolution, Init, Labels, Layer, Pooling, Relu, Sequential, Tensor};
 
 #[derive(Parser)]
 struct Args {
@@ -25,6 +25,14 @@ struct Args {
 #[derive(Clone, Copy, ValueEnum)]
 enum Workload {
     W5,
+    /// ReLU forward + backward on 4M elements through `forward_ref` /
+    /// `backward_ref`.
+    ReluRef,
+    /// The same through the owned `forward` / `backward`.
+    ReluOwned,
+    /// The same as a naive scalar loop keeping a `Vec<bool>` mask (the
+    /// baseline).
+    ReluNaive,
 }
 
 /// Median seconds per call of `f` over 7 samples of at least 0.2 s.
@@ -87,6 +95,61 @@ fn w5() -> Result<f64, densegrad::Error> {
     result.map(|_| t)
 }
 
+const RELU_LEN: usize = 4 << 20;
+
+fn relu_inputs() -> (Tensor, Tensor) {
+    let x: Vec<f32> = (0..RELU_LEN).map(|i| ((i as f32) * 0.618).sin()).collect();
+    let d: Vec<f32> = (0..RELU_LEN).map(|i| ((i as f32) * 0.377).cos()).collect();
+    (Tensor::from_slice(&x), Tensor::from_slice(&d))
+}
+
+fn relu_ref() -> Result<f64, densegrad::Error> {
+    let (x, d) = relu_inputs();
+    let mut relu = Relu::new();
+    let (t, _) = median_time(|| {
+        relu.forward_ref(std::hint::black_box(&x)).unwrap();
+        std::hint::black_box(relu.backward_ref(&d).unwrap());
+    });
+    Ok(t)
+}
+
+fn relu_owned() -> Result<f64, densegrad::Error> {
+    let (x, _) = relu_inputs();
+    let mut relu = Relu::new();
+    let (t, _) = median_time(|| {
+        // The output serves as the upstream gradient: what an owned chain
+        // of layers hands back.
+        let y = relu.forward(std::hint::black_box(&x)).unwrap();
+        std::hint::black_box(relu.backward(y).unwrap());
+    });
+    Ok(t)
+}
+
+fn relu_naive() -> Result<f64, densegrad::Error> {
+    let (x, d) = relu_inputs();
+    let (x, d) = (x.data(), d.data());
+    let (mut y, mut mask, mut dx) = (
+        vec![0.0f32; x.len()],
+        vec![false; x.len()],
+        vec![0.0f32; x.len()],
+    );
+    let (t, _) = median_time(|| {
+        for ((y, m), &x) in y
+            .iter_mut()
+            .zip(mask.iter_mut())
+            .zip(std::hint::black_box(x))
+        {
+            *m = x <= 0.0;
+            *y = if *m { 0.0 } else { x };
+        }
+        for ((dx, &m), &d) in dx.iter_mut().zip(&mask).zip(d) {
+            *dx = if m { 0.0 } else { d };
+        }
+        std::hint::black_box((&y, &dx));
+    });
+    Ok(t)
+}
+
 fn main() {
     let args = Args::parse();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -95,6 +158,9 @@ fn main() {
         .expect("a rayon pool");
     let (name, t) = match args.workload {
         Workload::W5 => ("w5_convnet_step", pool.install(w5)),
+        Workload::ReluRef => ("relu_4m_fwd_bwd_ref", pool.install(relu_ref)),
+        Workload::ReluOwned => ("relu_4m_fwd_bwd_owned", pool.install(relu_owned)),
+        Workload::ReluNaive => ("relu_4m_fwd_bwd_naive", pool.install(relu_naive)),
     };
     match t {
         Ok(t) => println!(

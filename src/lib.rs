@@ -6,7 +6,8 @@
 //!
 //! - [`Tensor`]: a shape plus a contiguous row-major `Vec<f32>`.
 //! - [`Layer`]: `forward` / `backward` pairs, implemented by [`Relu`],
-//!   [`Sigmoid`], [`Tanh`], [`LeakyRelu`], [`Affine`], [`Convolution`],
+//!   [`Sigmoid`], [`Tanh`], [`LeakyRelu`] (all [`Pointwise`] over an op
+//!   from [`kernels::activation`]), [`Affine`], [`Convolution`],
 //!   [`Pooling`], [`Reshape`], [`BatchNorm`] and (feature `rand`) `Dropout`;
 //!   [`SoftmaxWithLoss`] ends a network.
 //! - [`Sequential`]: layers in order plus the loss, with freezing, checkpoints
@@ -92,8 +93,8 @@ pub use init::InitRng;
 #[cfg(feature = "rand")]
 pub use layers::Dropout;
 pub use layers::{
-    cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LayerClone, LeakyRelu, Pooling,
-    Relu, Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
+    cross_entropy, Affine, BatchNorm, Convolution, Labels, Layer, LayerClone, LeakyRelu, Pointwise,
+    Pooling, Relu, Reshape, Sigmoid, SoftmaxWithLoss, Tanh,
 };
 #[cfg(feature = "rand")]
 pub use net::Activation;

@@ -14,8 +14,9 @@ mod common;
 
 use common::*;
 use densegrad::kernels::activation::{
-    exp_with, relu_backward_into_with, relu_backward_with, relu_forward_with,
-    sigmoid_backward_into_with, sigmoid_backward_with, sigmoid_forward_with,
+    exp_with, pointwise_backward_signs, pointwise_forward, pointwise_forward_signs,
+    relu_backward_into_with, relu_backward_with, relu_forward_with, sigmoid_backward_into_with,
+    sigmoid_backward_with, sigmoid_forward_with, sign_bytes, LeakyReluOp, ReluOp, TanhOp,
 };
 use densegrad::kernels::reduce::{axpy_with, col_sums_with};
 use densegrad::kernels::simd::math::{EXP_HI, EXP_LO};
@@ -43,10 +44,10 @@ fn sigmoid_ref(x: f64) -> f64 {
     }
 }
 
-/// Max ulp error of exp and sigmoid over the f32s whose bit patterns are
-/// `start, start + step, …` below `end`, processed in blocks.
-fn sweep(isa: Isa, start: u32, end: u32, step: u32) -> (f64, f64) {
-    let (mut max_exp, mut max_sig) = (0.0f64, 0.0f64);
+/// Max ulp error of exp, sigmoid and tanh over the f32s whose bit patterns
+/// are `start, start + step, …` below `end`, processed in blocks.
+fn sweep(isa: Isa, start: u32, end: u32, step: u32) -> (f64, f64, f64) {
+    let (mut max_exp, mut max_sig, mut max_tanh) = (0.0f64, 0.0f64, 0.0f64);
     let mut xs = Vec::with_capacity(1 << 16);
     let mut ys = vec![0.0f32; 1 << 16];
     let mut bits = start as u64;
@@ -92,21 +93,48 @@ fn sweep(isa: Isa, start: u32, end: u32, step: u32) -> (f64, f64) {
                 max_sig = max_sig.max(e);
             }
         }
+        pointwise_forward(isa, TanhOp, &xs, y);
+        for (&x, &g) in xs.iter().zip(y.iter()) {
+            if x.is_nan() {
+                assert!(g.is_nan());
+                continue;
+            }
+            assert!(
+                (-1.0..=1.0).contains(&g) && (g == 0.0 || g.signum() == x.signum()),
+                "{}: tanh({x:e}) = {g:e}",
+                isa.name()
+            );
+            let want = (x as f64).tanh();
+            if let Some(e) = ulp_err(g, want) {
+                assert!(
+                    e <= TANH_ULP,
+                    "{}: tanh({x:e}) = {g:e}, want {want:e} ({e} ulp)",
+                    isa.name()
+                );
+                max_tanh = max_tanh.max(e);
+            } else {
+                assert_eq!(g, want as f32, "{}: tanh({x:e})", isa.name());
+            }
+        }
     }
-    (max_exp, max_sig)
+    (max_exp, max_sig, max_tanh)
 }
+
+/// The tanh bound (README, Accuracy).
+const TANH_ULP: f64 = 2.0;
 
 #[test]
 fn exp_and_sigmoid_sampled_sweep() {
     for isa in Isa::available() {
         // Every 61st bit pattern of both signs: ~70M values, all exponents.
-        let (e1, s1) = sweep(isa, 0, 0x8000_0000, 61);
-        let (e2, s2) = sweep(isa, 0x8000_0000, u32::MAX, 61);
+        let (e1, s1, t1) = sweep(isa, 0, 0x8000_0000, 61);
+        let (e2, s2, t2) = sweep(isa, 0x8000_0000, u32::MAX, 61);
         println!(
-            "{}: max ulp exp {:.3}, sigmoid {:.3}",
+            "{}: max ulp exp {:.3}, sigmoid {:.3}, tanh {:.3}",
             isa.name(),
             e1.max(e2),
-            s1.max(s2)
+            s1.max(s2),
+            t1.max(t2)
         );
     }
 }
@@ -115,13 +143,14 @@ fn exp_and_sigmoid_sampled_sweep() {
 #[ignore = "exhaustive: every f32, ~1 min per instruction set"]
 fn exhaustive_exp_and_sigmoid() {
     for isa in Isa::available() {
-        let (e1, s1) = sweep(isa, 0, 0x8000_0000, 1);
-        let (e2, s2) = sweep(isa, 0x8000_0000, u32::MAX, 1);
+        let (e1, s1, t1) = sweep(isa, 0, 0x8000_0000, 1);
+        let (e2, s2, t2) = sweep(isa, 0x8000_0000, u32::MAX, 1);
         println!(
-            "{} exhaustive: max ulp exp {:.3}, sigmoid {:.3}",
+            "{} exhaustive: max ulp exp {:.3}, sigmoid {:.3}, tanh {:.3}",
             isa.name(),
             e1.max(e2),
-            s1.max(s2)
+            s1.max(s2),
+            t1.max(t2)
         );
     }
 }
@@ -171,8 +200,74 @@ fn isa_strategy() -> impl Strategy<Value = Isa> {
     proptest::sample::select(Isa::available())
 }
 
+/// The two-bit sign-class path (forward writing the bits, backward reading
+/// them) against the scalar definitions of ReLU and LeakyReLU, bitwise, on
+/// every path, at lengths around every lane and byte boundary.
+fn check_sign_path(isa: Isa, xs: &[f32], ds: &[f32]) -> Result<(), TestCaseError> {
+    let n = xs.len();
+    let alpha = 0.25f32;
+    let mut y = vec![0.0; n];
+    let mut signs = vec![0u8; sign_bytes(n)];
+    pointwise_forward_signs(isa, ReluOp, xs, &mut y, &mut signs);
+    for (x, y) in xs.iter().zip(&y) {
+        let want = if *x <= 0.0 { 0.0 } else { *x };
+        prop_assert_eq!(y.to_bits(), want.to_bits());
+    }
+    let mut dx = vec![0.0; n];
+    pointwise_backward_signs(isa, ReluOp, &signs, Some(&ds[..n]), &mut dx);
+    let mut in_place = ds[..n].to_vec();
+    pointwise_backward_signs(isa, ReluOp, &signs, None, &mut in_place);
+    for i in 0..n {
+        let want = if xs[i] > 0.0 {
+            ds[i]
+        } else if xs[i] <= 0.0 {
+            0.0
+        } else {
+            f32::NAN
+        };
+        prop_assert_eq!(
+            dx[i].to_bits(),
+            want.to_bits(),
+            "relu dx at {} of {}, x = {}",
+            i,
+            n,
+            xs[i]
+        );
+        prop_assert_eq!(in_place[i].to_bits(), want.to_bits());
+    }
+    let op = LeakyReluOp { alpha };
+    pointwise_forward_signs(isa, op, xs, &mut y, &mut signs);
+    pointwise_backward_signs(isa, op, &signs, Some(&ds[..n]), &mut dx);
+    for i in 0..n {
+        let x = xs[i];
+        let want_y = if x <= 0.0 { alpha * x } else { x };
+        prop_assert_eq!(y[i].to_bits(), want_y.to_bits());
+        let want = if x > 0.0 {
+            ds[i]
+        } else if x <= 0.0 {
+            alpha * ds[i]
+        } else {
+            f32::NAN
+        };
+        prop_assert_eq!(
+            dx[i].to_bits(),
+            want.to_bits(),
+            "leaky dx at {} of {}, x = {}",
+            i,
+            n,
+            x
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(cases(128))]
+
+    #[test]
+    fn sign_bits_path_is_bitwise_its_definition(isa in isa_strategy(), xs in proptest::collection::vec(any::<f32>(), 0..70), ds in proptest::collection::vec(-4.0f32..4.0, 70)) {
+        check_sign_path(isa, &xs, &ds)?;
+    }
 
     #[test]
     fn relu_is_bitwise_its_definition(isa in isa_strategy(), xs in proptest::collection::vec(any::<f32>(), 0..70), ds in proptest::collection::vec(-4.0f32..4.0, 70)) {
@@ -243,6 +338,30 @@ proptest! {
         for i in 0..x.len() {
             let want = y0[i] as f64 + a as f64 * x[i] as f64;
             prop_assert!((y[i] as f64 - want).abs() <= 2.0 * f32::EPSILON as f64 * (y0[i].abs() as f64 + (a * x[i]).abs() as f64));
+        }
+    }
+}
+
+/// Above the thread-split threshold, with a length that is not a multiple of
+/// the chunk, a lane or a byte: the chunks' bit offsets line up.
+#[test]
+fn sign_bits_path_across_chunks() {
+    let n = (1 << 18) + 13;
+    let xs: Vec<f32> = (0..n)
+        .map(|i| match i % 7 {
+            0 => f32::NAN,
+            1 => -0.0,
+            _ => ((i as f32) * 0.37).sin(),
+        })
+        .collect();
+    let ds: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32).collect();
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| check_sign_path(isa, &xs, &ds)).unwrap();
         }
     }
 }

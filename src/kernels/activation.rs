@@ -1,12 +1,16 @@
-//! Elementwise activations: ReLU and Sigmoid, forward and backward.
+//! Elementwise activations, written once: each is a [`PointwiseOp`] (its
+//! forward and backward on lanes), and four drivers run any op over slices
+//! on any instruction set — [`pointwise_forward`],
+//! [`pointwise_forward_signs`], [`pointwise_backward`],
+//! [`pointwise_backward_signs`] — with the vector tail and the thread split
+//! (above [`PAR_MIN_ELEMS`](super::parallel::PAR_MIN_ELEMS) elements, on
+//! boundaries fixed by the length) handled in one place. Backward can work
+//! in place on the upstream gradient, as the notebook's
+//! `dout[self.mask] = 0` does.
 //!
-//! Vectorized through [`simd`](super::simd) and split across threads above
-//! [`PAR_MIN_ELEMS`](super::parallel::PAR_MIN_ELEMS) elements. Backward
-//! kernels work in place on the upstream gradient, as the notebook's
-//! `dout[self.mask] = 0` does, so a backward pass allocates nothing.
-//!
-//! Each kernel has a `*_with(isa, …)` form running a chosen instruction set;
-//! the plain form uses [`Isa::best`].
+//! The named kernels (`relu_forward`, `sigmoid_backward_with`, …) are those
+//! drivers with a given op; each has a `*_with(isa, …)` form running a chosen
+//! instruction set, and the plain form uses [`Isa::best`].
 //!
 //! ```
 //! use densegrad::kernels::activation::{sigmoid_backward, sigmoid_forward};
@@ -17,108 +21,511 @@
 //! assert_eq!(d, [0.25, 0.5]);
 //! ```
 
-use super::parallel::{zip3_chunks, zip_chunks};
+use super::parallel::{worth_splitting, zip3_chunks, PAR_CHUNK_ELEMS};
 use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
+use rayon::prelude::*;
+use std::fmt::Debug;
 
-/// Applies a lane function to `x` into `y`; the padded last chunk is
-/// computed on `pad` lanes and only its real lanes are stored.
-macro_rules! map_kernel {
-    ($name:ident, $pad:expr, |$v:ident| $body:expr) => {
-        struct $name<'a> {
-            x: &'a [f32],
-            y: &'a mut [f32],
-        }
-        impl SimdKernel for $name<'_> {
-            type Output = ();
-            #[inline(always)]
-            fn run<V: Lanes>(self) {
-                let mut xs = self.x.chunks_exact(V::N);
-                let mut ys = self.y.chunks_exact_mut(V::N);
-                for (x, y) in (&mut xs).zip(&mut ys) {
-                    let $v = V::load(x);
-                    ($body).store(y);
-                }
-                let (xr, yr) = (xs.remainder(), ys.into_remainder());
-                if !xr.is_empty() {
-                    let $v = V::load_partial(xr, $pad);
-                    ($body).store_partial(yr);
-                }
-            }
-        }
-    };
+/// What a [`PointwiseOp`]'s backward pass reads besides the upstream
+/// gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The forward input `x` (a layer keeps a copy of it).
+    Input,
+    /// The forward output `y` (a layer keeps the output it returned).
+    Output,
+    /// Only the sign class of `x`: positive, not positive, or NaN. A layer
+    /// keeps it in two bits per element ([`sign_bytes`]), 1/16 of the f32s,
+    /// and backward receives it as lanes holding 1, 0 or NaN.
+    Sign,
 }
 
-/// For `d = f(y, d)`: `$inplace` updates `d` in place, `$into` reads `d`
-/// and writes `out`. One body, two memory layouts.
-macro_rules! update_kernel {
-    ($inplace:ident, $into:ident, |$y:ident, $d:ident| $body:expr) => {
-        struct $inplace<'a> {
-            y: &'a [f32],
-            d: &'a mut [f32],
-        }
-        impl SimdKernel for $inplace<'_> {
-            type Output = ();
-            #[inline(always)]
-            fn run<V: Lanes>(self) {
-                let mut ys = self.y.chunks_exact(V::N);
-                let mut ds = self.d.chunks_exact_mut(V::N);
-                for (y, d) in (&mut ys).zip(&mut ds) {
-                    let ($y, $d) = (V::load(y), V::load(d));
-                    ($body).store(d);
-                }
-                let (yr, dr) = (ys.remainder(), ds.into_remainder());
-                if !yr.is_empty() {
-                    let ($y, $d) = (V::load_partial(yr, 0.0), V::load_partial(dr, 0.0));
-                    ($body).store_partial(dr);
-                }
-            }
-        }
-        struct $into<'a> {
-            y: &'a [f32],
-            d: &'a [f32],
-            out: &'a mut [f32],
-        }
-        impl SimdKernel for $into<'_> {
-            type Output = ();
-            #[inline(always)]
-            fn run<V: Lanes>(self) {
-                let mut ys = self.y.chunks_exact(V::N);
-                let mut ds = self.d.chunks_exact(V::N);
-                let mut os = self.out.chunks_exact_mut(V::N);
-                for ((y, d), o) in (&mut ys).zip(&mut ds).zip(&mut os) {
-                    let ($y, $d) = (V::load(y), V::load(d));
-                    ($body).store(o);
-                }
-                let (yr, dr, or) = (ys.remainder(), ds.remainder(), os.into_remainder());
-                if !yr.is_empty() {
-                    let ($y, $d) = (V::load_partial(yr, 0.0), V::load_partial(dr, 0.0));
-                    ($body).store_partial(or);
-                }
-            }
-        }
-    };
+/// One elementwise activation: its forward and backward on [`Lanes`], from
+/// which every slice kernel here, the thread split, the vector tails and the
+/// generic layer [`Pointwise`](crate::Pointwise) follow. Adding an activation
+/// means writing one of these.
+///
+/// Both methods must be `#[inline(always)]` (so that each instruction set's
+/// kernel is compiled with its features).
+///
+/// ```
+/// use densegrad::kernels::activation::{Keep, PointwiseOp};
+/// use densegrad::kernels::simd::Lanes;
+/// use densegrad::{Layer, Pointwise, Tensor};
+///
+/// /// The softsign `x / (1 + |x|)`, whose derivative is `1 / (1 + |x|)²`.
+/// #[derive(Clone, Copy, Debug, Default)]
+/// struct Softsign;
+/// impl PointwiseOp for Softsign {
+///     const NAME: &'static str = "Softsign";
+///     const KEEP: Keep = Keep::Input;
+///     #[inline(always)]
+///     fn forward<V: Lanes>(self, x: V) -> V {
+///         x.div(V::splat(1.0).add(x.abs()))
+///     }
+///     #[inline(always)]
+///     fn backward<V: Lanes>(self, x: V, d: V) -> V {
+///         let s = V::splat(1.0).add(x.abs());
+///         d.div(s.mul(s))
+///     }
+/// }
+///
+/// let mut layer = Pointwise::with_op(Softsign);
+/// assert_eq!(layer.forward(&Tensor::from_slice(&[1.0, -3.0]))?.data(), &[0.5, -0.75]);
+/// assert_eq!(layer.backward(Tensor::from_slice(&[1.0, 1.0]))?.data(), &[0.25, 0.0625]);
+/// assert_eq!(layer.name(), "Softsign");
+/// # Ok::<(), densegrad::Error>(())
+/// ```
+pub trait PointwiseOp: Copy + Debug + Send + Sync + 'static {
+    /// The layer's name, as [`Layer::name`](crate::Layer::name) reports it.
+    const NAME: &'static str;
+    /// What `backward` is given as `kept`.
+    const KEEP: Keep;
+    /// The operation its forward's errors name.
+    const FORWARD_OP: &'static str = "pointwise forward";
+    /// The operation its backward's errors name.
+    const BACKWARD_OP: &'static str = "pointwise backward";
+    /// `y = f(x)` lane-wise.
+    fn forward<V: Lanes>(self, x: V) -> V;
+    /// `dx` from the upstream gradient `d` and `kept` (the input, the output
+    /// or the sign class, as [`KEEP`](PointwiseOp::KEEP) says).
+    fn backward<V: Lanes>(self, kept: V, d: V) -> V;
 }
 
-// `x <= 0 ? 0 : x`: the notebook's mask, under which NaN (NaN <= 0 is
-// false) propagates instead of becoming 0.
-map_kernel!(ReluForward, 0.0f32, |x| {
+/// ReLU: `x <= 0 ? 0 : x`, the notebook's mask, under which NaN (NaN <= 0 is
+/// false) propagates instead of becoming 0. Backward keeps the sign class:
+/// the gradient passes where the input was positive, is +0 where it was
+/// ≤ 0 and NaN where it was NaN (undefined there, not 0). The backward also
+/// works from the output, which has the input's sign class.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// assert_eq!(ReluOp::KEEP, Keep::Sign);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReluOp;
+
+impl PointwiseOp for ReluOp {
+    const NAME: &'static str = "Relu";
+    const FORWARD_OP: &'static str = "relu forward";
+    const BACKWARD_OP: &'static str = "relu backward";
+    const KEEP: Keep = Keep::Sign;
+    #[inline(always)]
+    fn forward<V: Lanes>(self, x: V) -> V {
+        let zero = V::splat(0.0);
+        V::select(x.le(zero), zero, x)
+    }
+    #[inline(always)]
+    fn backward<V: Lanes>(self, kept: V, d: V) -> V {
+        // kept is 1, +0 or NaN (or the output: positive, +0 or NaN), and
+        // so is the result where the gradient does not pass.
+        V::select(V::splat(0.0).lt(kept), d, kept)
+    }
+}
+
+/// Sigmoid `1 / (1 + e^(−x))` (see [`math::sigmoid`]); backward
+/// `d · y · (1 − y)` from the output.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// assert_eq!(SigmoidOp::KEEP, Keep::Output);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SigmoidOp;
+
+impl PointwiseOp for SigmoidOp {
+    const NAME: &'static str = "Sigmoid";
+    const FORWARD_OP: &'static str = "sigmoid forward";
+    const BACKWARD_OP: &'static str = "sigmoid backward";
+    const KEEP: Keep = Keep::Output;
+    #[inline(always)]
+    fn forward<V: Lanes>(self, x: V) -> V {
+        math::sigmoid(x)
+    }
+    #[inline(always)]
+    fn backward<V: Lanes>(self, y: V, d: V) -> V {
+        d.mul(y.mul(V::splat(1.0).sub(y)))
+    }
+}
+
+/// Tanh (see [`math::tanh`]); backward `d · (1 − y²)` from the output.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// assert_eq!(TanhOp::KEEP, Keep::Output);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TanhOp;
+
+impl PointwiseOp for TanhOp {
+    const NAME: &'static str = "Tanh";
+    const FORWARD_OP: &'static str = "tanh forward";
+    const BACKWARD_OP: &'static str = "tanh backward";
+    const KEEP: Keep = Keep::Output;
+    #[inline(always)]
+    fn forward<V: Lanes>(self, x: V) -> V {
+        math::tanh(x)
+    }
+    #[inline(always)]
+    fn backward<V: Lanes>(self, y: V, d: V) -> V {
+        d.mul(V::splat(1.0).sub(y.mul(y)))
+    }
+}
+
+/// Leaky ReLU `x <= 0 ? alpha·x : x` (NaN propagates); backward
+/// `d · (x > 0 ? 1 : alpha)` from the sign class (NaN where x was NaN).
+/// `alpha` should be ≥ 0 for the backward to also work from the output;
+/// the layer [`LeakyRelu::new`](crate::LeakyRelu::new) checks it.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// assert_eq!(LeakyReluOp { alpha: 0.1 }.alpha, 0.1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyReluOp {
+    /// The slope for x ≤ 0.
+    pub alpha: f32,
+}
+
+impl PointwiseOp for LeakyReluOp {
+    const NAME: &'static str = "LeakyRelu";
+    const FORWARD_OP: &'static str = "leaky relu forward";
+    const BACKWARD_OP: &'static str = "leaky relu backward";
+    const KEEP: Keep = Keep::Sign;
+    #[inline(always)]
+    fn forward<V: Lanes>(self, x: V) -> V {
+        V::select(x.le(V::splat(0.0)), x.mul(V::splat(self.alpha)), x)
+    }
+    #[inline(always)]
+    fn backward<V: Lanes>(self, kept: V, d: V) -> V {
+        let zero = V::splat(0.0);
+        let pass_or_nan = V::select(zero.lt(kept), d, kept);
+        V::select(kept.le(zero), d.mul(V::splat(self.alpha)), pass_or_nan)
+    }
+}
+
+/// `e^x`, for [`exp_with`]; never a layer (its backward is `d · y`).
+#[derive(Clone, Copy, Debug)]
+struct ExpOp;
+
+impl PointwiseOp for ExpOp {
+    const NAME: &'static str = "Exp";
+    const KEEP: Keep = Keep::Output;
+    #[inline(always)]
+    fn forward<V: Lanes>(self, x: V) -> V {
+        math::exp(x)
+    }
+    #[inline(always)]
+    fn backward<V: Lanes>(self, y: V, d: V) -> V {
+        d.mul(y)
+    }
+}
+
+/// The bytes [`Keep::Sign`] needs for `n` elements: two bits each (positive,
+/// NaN), as one byte of each per 8 elements.
+///
+/// ```
+/// # use densegrad::kernels::activation::sign_bytes;
+/// assert_eq!(sign_bytes(16), 4);
+/// assert_eq!(sign_bytes(17), 6);
+/// ```
+pub fn sign_bytes(n: usize) -> usize {
+    n.div_ceil(8) * 2
+}
+
+/// Runs `f(offset, chunk)` over `out` in chunks of [`PAR_CHUNK_ELEMS`]
+/// (a multiple of every lane count and of 8), split across threads when
+/// worth it. The chunks are fixed by the length, so results do not depend
+/// on the thread count.
+#[inline]
+fn for_chunks(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if worth_splitting(out.len()) {
+        out.par_chunks_mut(PAR_CHUNK_ELEMS)
+            .enumerate()
+            .for_each(|(i, c)| f(i * PAR_CHUNK_ELEMS, c));
+    } else {
+        f(0, out);
+    }
+}
+
+/// `N` lanes of `s` from `i`, or the `< N` left, padded with 0.
+#[inline(always)]
+fn load_at<V: Lanes>(s: &[f32], i: usize) -> V {
+    let rest = &s[i..];
+    if rest.len() >= V::N {
+        V::load(rest)
+    } else {
+        V::load_partial(rest, 0.0)
+    }
+}
+
+/// Stores `v` to `s` from `i`, as many lanes as fit.
+#[inline(always)]
+fn store_at<V: Lanes>(v: V, s: &mut [f32], i: usize) {
+    let rest = &mut s[i..];
+    if rest.len() >= V::N {
+        v.store(rest)
+    } else {
+        v.store_partial(rest)
+    }
+}
+
+/// The sign class of lanes `i..` from two-bit storage: 1 where positive,
+/// NaN where NaN, 0 elsewhere (and in lanes past the end).
+#[inline(always)]
+fn signs_at<V: Lanes>(signs: &[u8], i: usize) -> V {
+    let (mut pos, mut nan) = (0u32, 0u32);
+    let g0 = i / 8;
+    for g in 0..V::N / 8 {
+        if let Some(b) = signs.get(2 * (g0 + g)..2 * (g0 + g) + 2) {
+            pos |= u32::from(b[0]) << (8 * g);
+            nan |= u32::from(b[1]) << (8 * g);
+        }
+    }
     let zero = V::splat(0.0);
-    V::select(x.le(zero), zero, x)
-});
+    V::select_bits(
+        pos,
+        V::splat(1.0),
+        V::select_bits(nan, V::splat(f32::NAN), zero),
+    )
+}
 
-// A ReLU output is positive, +0 or NaN; `y > 0 ? d : y` passes the gradient
-// where the input was positive, writes +0 where it was ≤ 0 and NaN where it
-// was NaN (the gradient at an undefined point is undefined, not 0).
-update_kernel!(ReluBackward, ReluBackwardInto, |y, d| {
-    V::select(V::splat(0.0).lt(y), d, y)
-});
+/// Writes the sign class of `x` (lanes `i..`, as many as are left) to
+/// two-bit storage.
+#[inline(always)]
+fn store_signs<V: Lanes>(x: V, signs: &mut [u8], i: usize, left: usize) {
+    let pos = V::bits(V::splat(0.0).lt(x));
+    let lanes = if left >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << left) - 1
+    };
+    let nan = !V::bits(x.eq(x)) & lanes;
+    let g0 = i / 8;
+    for g in 0..V::N.min(left).div_ceil(8) {
+        signs[2 * (g0 + g)] = (pos >> (8 * g)) as u8;
+        signs[2 * (g0 + g) + 1] = (nan >> (8 * g)) as u8;
+    }
+}
 
-map_kernel!(SigmoidForward, 0.0f32, |x| math::sigmoid(x));
+struct Forward<'a, Op> {
+    op: Op,
+    x: &'a [f32],
+    y: &'a mut [f32],
+    signs: Option<&'a mut [u8]>,
+}
 
-update_kernel!(SigmoidBackward, SigmoidBackwardInto, |y, d| d
-    .mul(y.mul(V::splat(1.0).sub(y))));
+impl<Op: PointwiseOp> SimdKernel for Forward<'_, Op> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let Forward {
+            op,
+            x,
+            y,
+            mut signs,
+        } = self;
+        for i in (0..x.len()).step_by(V::N) {
+            let v = load_at::<V>(x, i);
+            store_at(op.forward(v), y, i);
+            if let Some(s) = signs.as_deref_mut() {
+                store_signs(v, s, i, x.len() - i);
+            }
+        }
+    }
+}
 
-map_kernel!(ExpForward, 0.0f32, |x| math::exp(x));
+/// Where a backward reads its `kept` lanes from.
+#[derive(Clone, Copy)]
+enum Kept<'a> {
+    Values(&'a [f32]),
+    Signs(&'a [u8]),
+}
+
+struct Backward<'a, Op> {
+    op: Op,
+    kept: Kept<'a>,
+    /// The upstream gradient, or `None` to read it from `out` (in place).
+    d: Option<&'a [f32]>,
+    out: &'a mut [f32],
+}
+
+impl<Op: PointwiseOp> SimdKernel for Backward<'_, Op> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let Backward { op, kept, d, out } = self;
+        for i in (0..out.len()).step_by(V::N) {
+            let k = match kept {
+                Kept::Values(k) => load_at::<V>(k, i),
+                Kept::Signs(s) => signs_at::<V>(s, i),
+            };
+            let dv = load_at::<V>(d.unwrap_or(out), i);
+            store_at(op.backward(k, dv), out, i);
+        }
+    }
+}
+
+/// `y = op(x)` elementwise on `isa`, split across threads above
+/// [`PAR_MIN_ELEMS`](super::parallel::PAR_MIN_ELEMS) elements.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut y = [0.0; 3];
+/// pointwise_forward(Isa::best(), LeakyReluOp { alpha: 0.5 }, &[-2.0, 0.0, 3.0], &mut y);
+/// assert_eq!(y, [-1.0, 0.0, 3.0]);
+/// ```
+pub fn pointwise_forward<Op: PointwiseOp>(isa: Isa, op: Op, x: &[f32], y: &mut [f32]) {
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "{} forward: x and y differ in length",
+        Op::NAME
+    );
+    for_chunks(y, |at, y| {
+        let x = &x[at..at + y.len()];
+        dispatch(
+            isa,
+            Forward {
+                op,
+                x,
+                y,
+                signs: None,
+            },
+        )
+    });
+}
+
+/// [`pointwise_forward`], also writing the sign class of `x` to `signs`
+/// ([`sign_bytes`]`(x.len())` bytes) for a [`Keep::Sign`] backward.
+///
+/// # Panics
+/// If `x` and `y` differ in length or `signs` has not `sign_bytes(x.len())`
+/// bytes.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let (x, mut y, mut signs) = ([-1.0, 2.0, f32::NAN], [0.0; 3], [0u8; 2]);
+/// pointwise_forward_signs(Isa::best(), ReluOp, &x, &mut y, &mut signs);
+/// assert_eq!(signs, [0b010, 0b100]); // positive: element 1; NaN: element 2
+/// let mut dx = [0.0; 3];
+/// pointwise_backward_signs(Isa::best(), ReluOp, &signs, Some(&[5.0; 3]), &mut dx);
+/// assert_eq!(dx[..2], [0.0, 5.0]);
+/// assert!(dx[2].is_nan());
+/// ```
+pub fn pointwise_forward_signs<Op: PointwiseOp>(
+    isa: Isa,
+    op: Op,
+    x: &[f32],
+    y: &mut [f32],
+    signs: &mut [u8],
+) {
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "{} forward: x and y differ in length",
+        Op::NAME
+    );
+    assert_eq!(
+        signs.len(),
+        sign_bytes(x.len()),
+        "{} forward: signs must hold two bits per element",
+        Op::NAME
+    );
+    let run = |x: &[f32], y: &mut [f32], signs: &mut [u8]| {
+        dispatch(
+            isa,
+            Forward {
+                op,
+                x,
+                y,
+                signs: Some(signs),
+            },
+        )
+    };
+    if worth_splitting(x.len()) {
+        x.par_chunks(PAR_CHUNK_ELEMS)
+            .zip(y.par_chunks_mut(PAR_CHUNK_ELEMS))
+            .zip(signs.par_chunks_mut(sign_bytes(PAR_CHUNK_ELEMS)))
+            .for_each(|((x, y), s)| run(x, y, s));
+    } else {
+        run(x, y, signs);
+    }
+}
+
+/// `dx = op'(kept, d)` elementwise on `isa`, where `kept` is the forward
+/// input or output as [`PointwiseOp::KEEP`] says (or, for a
+/// [`Keep::Sign`] op, any values with the input's sign class, such as the
+/// output). `d = None` computes in place in `dx`.
+///
+/// # Panics
+/// If the slices differ in length.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let mut d = [2.0, 2.0];
+/// pointwise_backward(Isa::best(), SigmoidOp, &[0.5, 1.0], None, &mut d);
+/// assert_eq!(d, [0.5, 0.0]);
+/// ```
+pub fn pointwise_backward<Op: PointwiseOp>(
+    isa: Isa,
+    op: Op,
+    kept: &[f32],
+    d: Option<&[f32]>,
+    dx: &mut [f32],
+) {
+    assert!(
+        kept.len() == dx.len() && d.is_none_or(|d| d.len() == dx.len()),
+        "{} backward: lengths differ",
+        Op::NAME
+    );
+    for_chunks(dx, |at, out| {
+        let r = at..at + out.len();
+        let (kept, d) = (Kept::Values(&kept[r.clone()]), d.map(|d| &d[r]));
+        dispatch(isa, Backward { op, kept, d, out })
+    });
+}
+
+/// [`pointwise_backward`] from the sign class [`pointwise_forward_signs`]
+/// wrote. `d = None` computes in place in `dx`.
+///
+/// # Panics
+/// If `d` and `dx` differ in length or `signs` has not
+/// `sign_bytes(dx.len())` bytes.
+///
+/// ```
+/// # use densegrad::kernels::activation::*;
+/// # use densegrad::kernels::simd::Isa;
+/// let (mut y, mut signs) = ([0.0; 2], [0u8; 2]);
+/// pointwise_forward_signs(Isa::best(), LeakyReluOp { alpha: 0.1 }, &[-1.0, 1.0], &mut y, &mut signs);
+/// let mut d = [1.0, 1.0];
+/// pointwise_backward_signs(Isa::best(), LeakyReluOp { alpha: 0.1 }, &signs, None, &mut d);
+/// assert_eq!(d, [0.1, 1.0]);
+/// ```
+pub fn pointwise_backward_signs<Op: PointwiseOp>(
+    isa: Isa,
+    op: Op,
+    signs: &[u8],
+    d: Option<&[f32]>,
+    dx: &mut [f32],
+) {
+    assert!(
+        signs.len() == sign_bytes(dx.len()) && d.is_none_or(|d| d.len() == dx.len()),
+        "{} backward: lengths differ",
+        Op::NAME
+    );
+    for_chunks(dx, |at, out| {
+        let s = sign_bytes(at)..sign_bytes(at + out.len());
+        let (kept, d) = (Kept::Signs(&signs[s]), d.map(|d| &d[at..at + out.len()]));
+        dispatch(isa, Backward { op, kept, d, out })
+    });
+}
 
 /// `y = x > 0 ? x : 0` elementwise (NaN propagates).
 ///
@@ -150,8 +557,7 @@ pub fn relu_forward(x: &[f32], y: &mut [f32]) {
 /// assert_eq!(y, [0.0, 3.0]);
 /// ```
 pub fn relu_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "relu_forward: x and y differ in length");
-    zip_chunks(x, y, |x, y| dispatch(isa, ReluForward { x, y }));
+    pointwise_forward(isa, ReluOp, x, y)
 }
 
 /// `dy = y > 0 ? dy : y`, in place, from the forward *output* `y`: the
@@ -185,12 +591,7 @@ pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
 /// assert_eq!(d, [0.0, 5.0]);
 /// ```
 pub fn relu_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
-    assert_eq!(
-        y.len(),
-        dy.len(),
-        "relu_backward: y and dy differ in length"
-    );
-    zip_chunks(y, dy, |y, d| dispatch(isa, ReluBackward { y, d }));
+    pointwise_backward(isa, ReluOp, y, None, dy)
 }
 
 /// [`relu_backward`] out of place: `dx = y > 0 ? dy : y`, on `isa`.
@@ -206,13 +607,7 @@ pub fn relu_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
 /// assert_eq!(dx, [0.0, 3.0]);
 /// ```
 pub fn relu_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        y.len() == dy.len() && y.len() == dx.len(),
-        "relu_backward: lengths differ"
-    );
-    zip3_chunks(y, dy, dx, |y, d, out| {
-        dispatch(isa, ReluBackwardInto { y, d, out })
-    });
+    pointwise_backward(isa, ReluOp, y, Some(dy), dx)
 }
 
 /// `σ(x) = 1 / (1 + e^(-x))` for one value, evaluated so that `e^t` only
@@ -268,12 +663,7 @@ pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
 /// }
 /// ```
 pub fn sigmoid_forward_with(isa: Isa, x: &[f32], y: &mut [f32]) {
-    assert_eq!(
-        x.len(),
-        y.len(),
-        "sigmoid_forward: x and y differ in length"
-    );
-    zip_chunks(x, y, |x, y| dispatch(isa, SigmoidForward { x, y }));
+    pointwise_forward(isa, SigmoidOp, x, y)
 }
 
 /// `dy = dy · (y · (1 − y))`, in place, from the forward output `y`.
@@ -305,12 +695,7 @@ pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
 /// assert_eq!(d, [0.5]);
 /// ```
 pub fn sigmoid_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
-    assert_eq!(
-        y.len(),
-        dy.len(),
-        "sigmoid_backward: y and dy differ in length"
-    );
-    zip_chunks(y, dy, |y, d| dispatch(isa, SigmoidBackward { y, d }));
+    pointwise_backward(isa, SigmoidOp, y, None, dy)
 }
 
 /// [`sigmoid_backward`] out of place: `dx = dy · (y · (1 − y))`, on `isa`.
@@ -326,13 +711,7 @@ pub fn sigmoid_backward_with(isa: Isa, y: &[f32], dy: &mut [f32]) {
 /// assert_eq!(dx, [0.5]);
 /// ```
 pub fn sigmoid_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        y.len() == dy.len() && y.len() == dx.len(),
-        "sigmoid_backward: lengths differ"
-    );
-    zip3_chunks(y, dy, dx, |y, d, out| {
-        dispatch(isa, SigmoidBackwardInto { y, d, out })
-    });
+    pointwise_backward(isa, SigmoidOp, y, Some(dy), dx)
 }
 
 /// `y = e^x` elementwise with the vector `exp` the other kernels use (exposed
@@ -350,11 +729,10 @@ pub fn sigmoid_backward_into_with(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32
 /// assert!((y[1] - std::f32::consts::E).abs() < 1e-6);
 /// ```
 pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "exp: x and y differ in length");
-    zip_chunks(x, y, |x, y| dispatch(isa, ExpForward { x, y }));
+    pointwise_forward(isa, ExpOp, x, y)
 }
 
-/// `y = tanh(x)` elementwise (std's `tanh`: ≤ 1 ulp, NaN propagates).
+/// `y = tanh(x)` elementwise (the vector [`math::tanh`]; NaN propagates).
 ///
 /// # Panics
 /// If `x` and `y` differ in length.
@@ -367,12 +745,7 @@ pub fn exp_with(isa: Isa, x: &[f32], y: &mut [f32]) {
 /// assert_eq!(y, [0.0, 1.0]);
 /// ```
 pub fn tanh_forward(x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "tanh_forward: x and y differ in length");
-    zip_chunks(x, y, |x, y| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = x.tanh();
-        }
-    });
+    pointwise_forward(Isa::best(), TanhOp, x, y)
 }
 
 /// `dx = dy · (1 − y²)` from the forward output `y`.
@@ -388,15 +761,7 @@ pub fn tanh_forward(x: &[f32], y: &mut [f32]) {
 /// assert_eq!(dx, [0.75]);
 /// ```
 pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        y.len() == dy.len() && y.len() == dx.len(),
-        "tanh_backward: lengths differ"
-    );
-    zip3_chunks(y, dy, dx, |y, dy, dx| {
-        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dy) {
-            *dx = d * (1.0 - y * y);
-        }
-    });
+    pointwise_backward(Isa::best(), TanhOp, y, Some(dy), dx)
 }
 
 /// `y = x > 0 ? x : alpha·x` elementwise; NaN propagates (written with the
@@ -413,16 +778,7 @@ pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 /// assert_eq!(y, [-1.0, 3.0]);
 /// ```
 pub fn leaky_relu_forward(alpha: f32, x: &[f32], y: &mut [f32]) {
-    assert_eq!(
-        x.len(),
-        y.len(),
-        "leaky_relu_forward: x and y differ in length"
-    );
-    zip_chunks(x, y, |x, y| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = if x <= 0.0 { alpha * x } else { x };
-        }
-    });
+    pointwise_forward(Isa::best(), LeakyReluOp { alpha }, x, y)
 }
 
 /// `dx = dy · (x > 0 ? 1 : alpha)`, from the forward output `y` (whose sign
@@ -439,21 +795,7 @@ pub fn leaky_relu_forward(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// assert_eq!(dx, [1.0, 2.0]);
 /// ```
 pub fn leaky_relu_backward(alpha: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(
-        y.len() == dy.len() && y.len() == dx.len(),
-        "leaky_relu_backward: lengths differ"
-    );
-    zip3_chunks(y, dy, dx, |y, dy, dx| {
-        for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dy) {
-            *dx = if y > 0.0 {
-                d
-            } else if y <= 0.0 {
-                alpha * d
-            } else {
-                y
-            };
-        }
-    });
+    pointwise_backward(Isa::best(), LeakyReluOp { alpha }, y, Some(dy), dx)
 }
 
 /// `out = a ⊙ b` elementwise (dropout's mask, in both directions).

@@ -1,8 +1,8 @@
 //! Layers: each owns its cache and parameters and speaks [`Tensor`].
 //!
 //! A layer's `forward` remembers what its `backward` needs (the output for
-//! ReLU and Sigmoid, the input for Affine, the probabilities and labels for
-//! the loss), in buffers it keeps and reuses from one call to the next.
+//! Sigmoid and Tanh, two bits per element for ReLU, the input for Affine,
+//! the probabilities and labels for the loss), in buffers it keeps and reuses from one call to the next.
 //! Gradients are *overwritten* by each backward pass, not accumulated.
 
 mod affine;
@@ -10,11 +10,9 @@ mod batchnorm;
 mod conv;
 #[cfg(feature = "rand")]
 mod dropout;
-mod elementwise;
+mod pointwise;
 mod pool;
-mod relu;
 mod reshape;
-mod sigmoid;
 mod softmax_loss;
 
 pub use affine::Affine;
@@ -23,11 +21,9 @@ pub use conv::Convolution;
 #[cfg(feature = "rand")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rand")))]
 pub use dropout::Dropout;
-pub use elementwise::{LeakyRelu, Tanh};
+pub use pointwise::{LeakyRelu, Pointwise, Relu, Sigmoid, Tanh};
 pub use pool::Pooling;
-pub use relu::Relu;
 pub use reshape::Reshape;
-pub use sigmoid::Sigmoid;
 pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
 
 use crate::{Error, Param, StateMut, Tensor};

@@ -117,6 +117,21 @@ impl Lanes for Avx2 {
         Avx2(unsafe { _mm256_blendv_ps(f.0, t.0, mask.0) })
     }
     #[inline(always)]
+    fn bits(mask: Self) -> u32 {
+        // movemask gathers each lane's sign bit, set in a true mask lane.
+        (unsafe { _mm256_movemask_ps(mask.0) }) as u32
+    }
+    #[inline(always)]
+    fn select_bits(bits: u32, t: Self, f: Self) -> Self {
+        // Lane i is all ones where (bits & 2^i) == 2^i.
+        Avx2(unsafe {
+            let lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            let set =
+                _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(bits as i32), lane), lane);
+            _mm256_blendv_ps(f.0, t.0, _mm256_castsi256_ps(set))
+        })
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         Avx2(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
     }

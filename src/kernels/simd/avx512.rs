@@ -118,6 +118,15 @@ impl Lanes for Avx512 {
         Avx512(unsafe { _mm512_mask_blend_ps(mask, f.0, t.0) })
     }
     #[inline(always)]
+    fn bits(mask: __mmask16) -> u32 {
+        u32::from(mask)
+    }
+    #[inline(always)]
+    fn select_bits(bits: u32, t: Self, f: Self) -> Self {
+        // A __mmask16 is the bits themselves.
+        Avx512(unsafe { _mm512_mask_blend_ps(bits as __mmask16, f.0, t.0) })
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         Avx512(unsafe { _mm512_abs_ps(self.0) })
     }

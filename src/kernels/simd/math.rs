@@ -158,3 +158,31 @@ pub fn sigmoid<V: Lanes>(x: V) -> V {
     // q − q·corr. NaN lanes stay NaN; where z = 0 or e = 0 this is q.
     V::splat(0.0).sub(q).mul_add(corr, q)
 }
+
+/// `tanh(x)` lane-wise: an odd polynomial (Cephes' `tanhf`) for
+/// |x| < 0.625, and `±(1 − z)/(1 + z)` with `z = e^(−2|x|) ≤ 0.29` beyond,
+/// where neither the subtraction nor the division loses accuracy and nothing
+/// overflows (tanh(±1e30) = ±1). NaN gives NaN; ±0 keeps its sign.
+///
+/// ```
+/// # use densegrad::kernels::simd::{math, Lanes};
+/// let y = math::tanh(wide::f32x8::splat(0.5)).to_buf();
+/// assert!((y[0] - 0.5f32.tanh()).abs() <= f32::EPSILON * 0.5);
+/// assert_eq!(math::tanh(wide::f32x8::splat(-1e30)).to_buf()[0], -1.0);
+/// ```
+#[inline(always)]
+pub fn tanh<V: Lanes>(x: V) -> V {
+    let one = V::splat(1.0);
+    let t = x.abs();
+    let z2 = x.mul(x);
+    let p = V::splat(-5.704_988_7e-3)
+        .mul_add(z2, V::splat(2.063_909e-2))
+        .mul_add(z2, V::splat(-5.373_971_6e-2))
+        .mul_add(z2, V::splat(1.333_144_2e-1))
+        .mul_add(z2, V::splat(-3.333_328e-1));
+    let small = p.mul(z2).mul_add(x, x);
+    let z = exp_nonpos(V::splat(-2.0).mul(t));
+    let big = one.sub(z).div(one.add(z));
+    let big = V::select(x.lt(V::splat(0.0)), V::splat(0.0).sub(big), big);
+    V::select(t.lt(V::splat(0.625)), small, big)
+}

@@ -97,6 +97,12 @@ pub trait Lanes: Copy {
     fn min_or_b(self, b: Self) -> Self;
     /// `mask ? t : f` lane-wise.
     fn select(mask: Self::Mask, t: Self, f: Self) -> Self;
+    /// The mask as bits: bit `i` set where lane `i` is true (bits `N` and up
+    /// clear). With [`Lanes::select_bits`], how a mask is kept in memory at
+    /// one bit per lane.
+    fn bits(mask: Self::Mask) -> u32;
+    /// `bit i of bits ? t : f` lane-wise (bits `N` and up ignored).
+    fn select_bits(bits: u32, t: Self, f: Self) -> Self;
     /// Lane-wise absolute value (clears the sign bit; NaN stays NaN).
     fn abs(self) -> Self;
     /// `2^n` for lanes holding integers `n` in [−126, 127].

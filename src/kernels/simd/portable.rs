@@ -68,6 +68,17 @@ impl Lanes for f32x8 {
         mask.bitselect(t, f)
     }
     #[inline(always)]
+    fn bits(mask: Self) -> u32 {
+        mask.to_bitmask()
+    }
+    #[inline(always)]
+    fn select_bits(bits: u32, t: Self, f: Self) -> Self {
+        let lane = i32x8::new([1, 2, 4, 8, 16, 32, 64, 128]);
+        let set = (i32x8::splat(bits as i32) & lane).simd_eq(lane);
+        let mask: f32x8 = wide::bytemuck::cast(set);
+        mask.bitselect(t, f)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32x8::abs(self)
     }
