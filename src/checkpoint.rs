@@ -52,7 +52,7 @@ impl Sequential {
             return Err(Error::io(
                 OP,
                 path,
-                &std::io::Error::other("is a directory; save needs a file path"),
+                std::io::Error::other("is a directory; save needs a file path"),
             ));
         }
         let bytes = self.save_bytes()?;
@@ -76,7 +76,7 @@ impl Sequential {
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            Error::io(OP, path, &e)
+            Error::io(OP, path, e)
         })
     }
 
@@ -145,7 +145,7 @@ impl Sequential {
     #[cfg_attr(docsrs, doc(cfg(feature = "safetensors")))]
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io("load checkpoint", path, &e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io("load checkpoint", path, e))?;
         // Every refusal names the file, whatever its kind.
         self.load_bytes(&bytes).map_err(|e| match e {
             Error::Format { op, msg } => Error::format(op, format!("{}: {msg}", path.display())),

@@ -75,7 +75,7 @@ pub fn read_idx_bytes(bytes: &[u8]) -> Result<Idx, Error> {
 /// ```
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Idx, Error> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(OP, path, &e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(OP, path, e))?;
     read_idx_bytes(&bytes).map_err(|e| match e {
         Error::Format { op, msg } => Error::format(op, format!("{}: {msg}", path.display())),
         other => other,

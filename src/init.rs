@@ -72,7 +72,7 @@ impl Init {
         let rng = &mut rng.0;
         let std = self.std(fan_in);
         let bad_std = || {
-            Error::shape(
+            Error::argument(
                 "init weights",
                 format!("standard deviation {std} must be finite and >= 0"),
             )

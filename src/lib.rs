@@ -84,7 +84,7 @@ pub mod optim;
 mod param;
 mod tensor;
 
-pub use error::Error;
+pub use error::{Error, ErrorKind, IoSource};
 pub use functional::{log_softmax, softmax};
 pub use init::Init;
 #[cfg(feature = "rand")]

@@ -304,3 +304,62 @@ fn evaluation_is_in_evaluation_mode_and_changes_nothing() {
     net.set_training(false);
     assert_eq!(net.evaluate(&x, &labels, 6).unwrap().1, first.1);
 }
+
+/// Values that are not shapes are `Error::Argument`; a failed file operation
+/// is `Error::Io` whose `source()` is the operating system's error. The
+/// messages stay as they were.
+#[test]
+fn errors_have_a_kind_and_io_errors_a_source() {
+    use densegrad::{BatchNorm, Dropout, ErrorKind, LeakyRelu, Pooling};
+    let argument = [
+        BatchNorm::with_options(4, 1.5, 1e-5)
+            .map(|_| ())
+            .unwrap_err(),
+        Dropout::new(1.5, 0).map(|_| ()).unwrap_err(),
+        LeakyRelu::new(f32::NAN).map(|_| ()).unwrap_err(),
+        Pooling::new(2, 2, 0, 0).map(|_| ()).unwrap_err(),
+        Pooling::new(2, 2, 2, 2).map(|_| ()).unwrap_err(),
+        Init::Normal { std: -1.0 }
+            .weights(2, 2, &mut densegrad::InitRng::new(0))
+            .map(|_| ())
+            .unwrap_err(),
+        Sgd::new(f32::NAN).check().unwrap_err(),
+    ];
+    for e in &argument {
+        assert_eq!(e.kind(), ErrorKind::Argument, "{e}");
+        assert!(e.to_string().starts_with(e.op()), "{e}");
+        assert!(e.to_string().ends_with(e.message()), "{e}");
+    }
+    assert_eq!(
+        argument[0].to_string(),
+        "batchnorm new: momentum 1.5 must be in [0, 1] and eps 0.00001 finite and > 0"
+    );
+    assert_eq!(
+        Relu::new()
+            .backward(Tensor::zeros(&[1]))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::State
+    );
+
+    #[cfg(feature = "safetensors")]
+    {
+        use std::error::Error as _;
+        let mut net = Sequential::mlp(&[2, 2], Activation::Relu, Init::He, 0).unwrap();
+        let err = net.load("/nonexistent/dir/net.safetensors").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        let io = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(err
+            .to_string()
+            .starts_with("load checkpoint: /nonexistent/dir/net.safetensors: "));
+        assert!(Relu::new()
+            .backward(Tensor::zeros(&[1]))
+            .unwrap_err()
+            .source()
+            .is_none());
+    }
+}

@@ -368,6 +368,13 @@ fn sequential_trains_a_small_convnet_and_checkpoints_it() {
     assert_eq!(a, b);
 }
 
+fn argument_err(r: Result<impl std::fmt::Debug, Error>) -> String {
+    match r {
+        Err(e @ Error::Argument { .. }) => e.to_string(),
+        other => panic!("expected an argument error, got {other:?}"),
+    }
+}
+
 fn shape_err(r: Result<impl std::fmt::Debug, Error>) -> String {
     match r {
         Err(e @ Error::Shape { .. }) => e.to_string(),
@@ -392,7 +399,7 @@ fn bad_input_is_an_error_naming_the_operation_and_shapes() {
         "convolution new: weight is [3, 0, 5, 5]; every dimension must be at least 1"
     );
     assert_eq!(
-        shape_err(Convolution::new(z(&[3, 1, 5, 5]), z(&[3]), 0, 0)),
+        argument_err(Convolution::new(z(&[3, 1, 5, 5]), z(&[3]), 0, 0)),
         "convolution new: stride must be at least 1"
     );
     assert_eq!(
@@ -400,7 +407,7 @@ fn bad_input_is_an_error_naming_the_operation_and_shapes() {
         "pooling new: window 2×0 is empty; both sizes must be at least 1"
     );
     assert_eq!(
-        shape_err(Pooling::new(2, 2, 0, 0)),
+        argument_err(Pooling::new(2, 2, 0, 0)),
         "pooling new: stride must be at least 1"
     );
 

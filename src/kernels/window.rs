@@ -67,7 +67,7 @@ impl Window2d {
         pad: usize,
     ) -> Result<Window2d, Error> {
         if stride == 0 {
-            return Err(Error::shape(op, "stride must be at least 1"));
+            return Err(Error::argument(op, "stride must be at least 1"));
         }
         if kh == 0 || kw == 0 {
             return Err(Error::shape(

@@ -72,7 +72,7 @@ impl BatchNorm {
             return Err(Error::shape(OP, "features must be at least 1"));
         }
         if !((0.0..=1.0).contains(&momentum) && eps > 0.0 && eps.is_finite()) {
-            return Err(Error::shape(
+            return Err(Error::argument(
                 OP,
                 format!("momentum {momentum} must be in [0, 1] and eps {eps} finite and > 0"),
             ));

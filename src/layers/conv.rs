@@ -110,7 +110,7 @@ impl Convolution {
         const OP: &str = "convolution new";
         let [fnum, c, fh, fw] = check_params(OP, &w, &b)?;
         if stride == 0 {
-            return Err(Error::shape(OP, "stride must be at least 1"));
+            return Err(Error::argument(OP, "stride must be at least 1"));
         }
         Ok(Convolution {
             dw: Tensor::try_zeros(&[fnum, c, fh, fw])?,

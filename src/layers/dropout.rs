@@ -47,7 +47,7 @@ impl Dropout {
     /// ```
     pub fn new(p: f32, seed: u64) -> Result<Dropout, Error> {
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::shape(
+            return Err(Error::argument(
                 "dropout new",
                 format!("p is {p} but must be in [0, 1)"),
             ));

@@ -71,10 +71,10 @@ impl Pooling {
             ));
         }
         if stride == 0 {
-            return Err(Error::shape(OP, "stride must be at least 1"));
+            return Err(Error::argument(OP, "stride must be at least 1"));
         }
         if pad > pool_h / 2 || pad > pool_w / 2 {
-            return Err(Error::shape(
+            return Err(Error::argument(
                 OP,
                 format!("pad {pad} is more than half the window {pool_h}×{pool_w}"),
             ));
