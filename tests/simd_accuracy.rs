@@ -365,3 +365,42 @@ fn sign_bits_path_across_chunks() {
         }
     }
 }
+
+/// `DENSEGRAD_ISA` naming a path that is unknown fails loudly: the process
+/// (this test binary, re-run on one test with the variable set) panics with
+/// a message naming the variable and the choices, instead of quietly running
+/// another path.
+#[test]
+fn a_bad_densegrad_isa_fails_loudly() {
+    if std::env::var_os("DENSEGRAD_ISA_CHILD").is_some() {
+        let isa = Isa::best();
+        println!("ran on {}", isa.name());
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for (value, fails) in [("sse9", true), ("portable", false), ("", false)] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "a_bad_densegrad_isa_fails_loudly", "--nocapture"])
+            .env("DENSEGRAD_ISA", value)
+            .env("DENSEGRAD_ISA_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            !out.status.success(),
+            fails,
+            "DENSEGRAD_ISA={value:?}: {text}"
+        );
+        if fails {
+            assert!(
+                text.contains("DENSEGRAD_ISA: unknown instruction set \"sse9\""),
+                "{text}"
+            );
+        }
+    }
+    // What CI relies on: every available path can be forced by name.
+    for isa in Isa::available() {
+        assert_eq!(Isa::from_name(isa.name()).unwrap(), isa);
+    }
+}

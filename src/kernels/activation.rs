@@ -21,7 +21,7 @@
 //! assert_eq!(d, [0.25, 0.5]);
 //! ```
 
-use super::parallel::{worth_splitting, zip3_chunks, PAR_CHUNK_ELEMS};
+use super::parallel::{for_row_blocks, worth_splitting, zip3_chunks, PAR_CHUNK_ELEMS};
 use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 use rayon::prelude::*;
 use std::fmt::Debug;
@@ -233,43 +233,6 @@ pub fn sign_bytes(n: usize) -> usize {
     n.div_ceil(8) * 2
 }
 
-/// Runs `f(offset, chunk)` over `out` in chunks of [`PAR_CHUNK_ELEMS`]
-/// (a multiple of every lane count and of 8), split across threads when
-/// worth it. The chunks are fixed by the length, so results do not depend
-/// on the thread count.
-#[inline]
-fn for_chunks(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    if worth_splitting(out.len()) {
-        out.par_chunks_mut(PAR_CHUNK_ELEMS)
-            .enumerate()
-            .for_each(|(i, c)| f(i * PAR_CHUNK_ELEMS, c));
-    } else {
-        f(0, out);
-    }
-}
-
-/// `N` lanes of `s` from `i`, or the `< N` left, padded with 0.
-#[inline(always)]
-fn load_at<V: Lanes>(s: &[f32], i: usize) -> V {
-    let rest = &s[i..];
-    if rest.len() >= V::N {
-        V::load(rest)
-    } else {
-        V::load_partial(rest, 0.0)
-    }
-}
-
-/// Stores `v` to `s` from `i`, as many lanes as fit.
-#[inline(always)]
-fn store_at<V: Lanes>(v: V, s: &mut [f32], i: usize) {
-    let rest = &mut s[i..];
-    if rest.len() >= V::N {
-        v.store(rest)
-    } else {
-        v.store_partial(rest)
-    }
-}
-
 /// The sign class of lanes `i..` from two-bit storage: 1 where positive,
 /// NaN where NaN, 0 elsewhere (and in lanes past the end).
 #[inline(always)]
@@ -326,8 +289,8 @@ impl<Op: PointwiseOp> SimdKernel for Forward<'_, Op> {
             mut signs,
         } = self;
         for i in (0..x.len()).step_by(V::N) {
-            let v = load_at::<V>(x, i);
-            store_at(op.forward(v), y, i);
+            let v = V::load_at(x, i);
+            op.forward(v).store_at(y, i);
             if let Some(s) = signs.as_deref_mut() {
                 store_signs(v, s, i, x.len() - i);
             }
@@ -357,11 +320,11 @@ impl<Op: PointwiseOp> SimdKernel for Backward<'_, Op> {
         let Backward { op, kept, d, out } = self;
         for i in (0..out.len()).step_by(V::N) {
             let k = match kept {
-                Kept::Values(k) => load_at::<V>(k, i),
+                Kept::Values(k) => V::load_at(k, i),
                 Kept::Signs(s) => signs_at::<V>(s, i),
             };
-            let dv = load_at::<V>(d.unwrap_or(out), i);
-            store_at(op.backward(k, dv), out, i);
+            let dv = V::load_at(d.unwrap_or(out), i);
+            op.backward(k, dv).store_at(out, i);
         }
     }
 }
@@ -386,8 +349,8 @@ pub fn pointwise_forward<Op: PointwiseOp>(isa: Isa, op: Op, x: &[f32], y: &mut [
         "{} forward: x and y differ in length",
         Op::NAME
     );
-    for_chunks(y, |at, y| {
-        let x = &x[at..at + y.len()];
+    for_row_blocks(x.len(), 1, y, |r, y| {
+        let x = &x[r];
         dispatch(
             isa,
             Forward {
@@ -485,8 +448,7 @@ pub fn pointwise_backward<Op: PointwiseOp>(
         "{} backward: lengths differ",
         Op::NAME
     );
-    for_chunks(dx, |at, out| {
-        let r = at..at + out.len();
+    for_row_blocks(dx.len(), 1, dx, |r, out| {
         let (kept, d) = (Kept::Values(&kept[r.clone()]), d.map(|d| &d[r]));
         dispatch(isa, Backward { op, kept, d, out })
     });
@@ -520,9 +482,11 @@ pub fn pointwise_backward_signs<Op: PointwiseOp>(
         "{} backward: lengths differ",
         Op::NAME
     );
-    for_chunks(dx, |at, out| {
-        let s = sign_bytes(at)..sign_bytes(at + out.len());
-        let (kept, d) = (Kept::Signs(&signs[s]), d.map(|d| &d[at..at + out.len()]));
+    // Blocks of whole rows of one element start at multiples of
+    // PAR_CHUNK_ELEMS, a multiple of 8: each starts on a byte of `signs`.
+    for_row_blocks(dx.len(), 1, dx, |r, out| {
+        let s = sign_bytes(r.start)..sign_bytes(r.end);
+        let (kept, d) = (Kept::Signs(&signs[s]), d.map(|d| &d[r]));
         dispatch(isa, Backward { op, kept, d, out })
     });
 }

@@ -11,18 +11,20 @@
 //! answer bad input with an [`Error`](crate::Error), so no input to a layer
 //! reaches one of these panics.
 //!
-//! - [`activation`]: ReLU, Sigmoid, Tanh, LeakyReLU forward and backward, and
-//!   the vector exp.
+//! - [`activation`]: the pointwise ops (ReLU, Sigmoid, Tanh, LeakyReLU, and
+//!   the vector exp) and the drivers that run any [`activation::PointwiseOp`].
 //! - [`softmax`]: row-wise max, log-sum-exp, softmax, log-softmax and the
 //!   fused softmax-cross-entropy forward/backward.
 //! - [`reduce`]: column sums (for `db`), row broadcast (for `+ b`), axpy.
-//! - [`optim`]: the optimizers' update rules.
+//! - [`optim`]: the optimizers' update rules, each written once on lanes.
 //! - [`window`], [`conv`], [`pool`]: 2-D window geometry, convolution as
 //!   im2col + sgemm (forward and backward), and max pooling.
 //! - [`gemm`]: a checked `sgemm` wrapper.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA or AVX-512.
-//! - [`parallel`]: splitting across rayon threads on fixed boundaries.
+//! - [`parallel`]: splitting across rayon threads on fixed boundaries;
+//!   [`parallel::for_row_blocks`] is the one place row-wise and elementwise
+//!   work decides whether to split.
 //!
 //! `unsafe` lives in three files only, each with its contract on top:
 //! `gemm.rs` (the sgemm call), `simd/avx2.rs` and `simd/avx512.rs` (the

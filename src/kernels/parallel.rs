@@ -15,6 +15,7 @@
 //! ```
 
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Elementwise work below this many elements runs on the calling thread.
 ///
@@ -60,13 +61,7 @@ where
     F: Fn(&[f32], &mut [f32]) + Sync + Send,
 {
     assert_eq!(x.len(), y.len(), "zip_chunks: slices differ in length");
-    if worth_splitting(x.len()) {
-        x.par_chunks(PAR_CHUNK_ELEMS)
-            .zip(y.par_chunks_mut(PAR_CHUNK_ELEMS))
-            .for_each(|(x, y)| f(x, y));
-    } else {
-        f(x, y);
-    }
+    for_row_blocks(x.len(), 1, y, |r, y| f(&x[r], y));
 }
 
 /// `f(a_chunk, b_chunk, out_chunk)` over matching chunks of three slices.
@@ -94,14 +89,7 @@ where
         a.len() == b.len() && a.len() == out.len(),
         "zip3_chunks: slices differ in length"
     );
-    if worth_splitting(a.len()) {
-        a.par_chunks(PAR_CHUNK_ELEMS)
-            .zip(b.par_chunks(PAR_CHUNK_ELEMS))
-            .zip(out.par_chunks_mut(PAR_CHUNK_ELEMS))
-            .for_each(|((a, b), out)| f(a, b, out));
-    } else {
-        f(a, b, out);
-    }
+    for_row_blocks(a.len(), 1, out, |r, out| f(&a[r.clone()], &b[r], out));
 }
 
 /// The number of rows per task when `rows` rows of `cols` elements are split:
@@ -119,3 +107,124 @@ pub fn rows_per_task(rows: usize, cols: usize) -> usize {
         rows.max(1)
     }
 }
+
+/// Each output's elements per row: `len / rows`, which must divide evenly.
+#[inline]
+fn per_row(what: &str, len: usize, rows: usize) -> usize {
+    let per = len.checked_div(rows).unwrap_or(0);
+    assert!(
+        per * rows == len,
+        "row blocks: {what} has {len} elements, not a whole number per row for {rows} rows"
+    );
+    per
+}
+
+macro_rules! row_blocks {
+    ($(#[$doc:meta])* $name:ident, $($out:ident: $t:ident),+) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $name<$($t: Send),+>(
+            rows: usize,
+            cols: usize,
+            $($out: &mut [$t],)+
+            f: impl Fn(Range<usize>, $(&mut [$t]),+) + Sync + Send,
+        ) {
+            let per = rows_per_task(rows, cols);
+            if per >= rows {
+                return f(0..rows, $($out),+);
+            }
+            $(let $out = $out.par_chunks_mut(per_row(stringify!($out), $out.len(), rows) * per);)+
+            row_blocks!(@zip f, per, rows; $($out),+);
+        }
+    };
+    (@zip $f:ident, $per:ident, $rows:ident; $a:ident) => {
+        $a.enumerate().for_each(|(i, a)| {
+            let start = i * $per;
+            $f(start..(start + $per).min($rows), a)
+        })
+    };
+    (@zip $f:ident, $per:ident, $rows:ident; $a:ident, $b:ident) => {
+        $a.zip($b)
+            .enumerate()
+            .for_each(|(i, (a, b))| {
+                let start = i * $per;
+                $f(start..(start + $per).min($rows), a, b)
+            })
+    };
+    (@zip $f:ident, $per:ident, $rows:ident; $a:ident, $b:ident, $c:ident) => {
+        $a.zip($b)
+            .zip($c)
+            .enumerate()
+            .for_each(|(i, ((a, b), c))| {
+                let start = i * $per;
+                $f(start..(start + $per).min($rows), a, b, c)
+            })
+    };
+}
+
+row_blocks!(
+    /// The one place row-wise work decides between the calling thread and a
+    /// split: `f(rows, out_block)` over blocks of whole rows, where `rows`
+    /// is the block's range of row indices (slice read-only inputs with it)
+    /// and `out_block` the same rows of `out` (which holds the same number
+    /// of elements for every row). `cols` is the work per row: splitting
+    /// happens above [`PAR_MIN_ELEMS`] elements of work, in blocks of
+    /// [`rows_per_task`] rows. Every output element is written by one call
+    /// of `f`, so the split never changes the result. Elementwise work is
+    /// rows of one element.
+    ///
+    /// ```
+    /// # use densegrad::kernels::parallel::*;
+    /// let x: Vec<f32> = (0..300_000).map(|i| i as f32).collect();
+    /// let mut y = vec![0.0f32; 300_000];
+    /// for_row_blocks(300_000, 1, &mut y, |rows, y| {
+    ///     for (y, x) in y.iter_mut().zip(&x[rows]) {
+    ///         *y = 2.0 * x;
+    ///     }
+    /// });
+    /// assert_eq!(y[299_999], 599_998.0);
+    /// ```
+    ///
+    /// # Panics
+    /// If `out.len()` is not a multiple of `rows`.
+    for_row_blocks, out: T
+);
+
+row_blocks!(
+    /// [`for_row_blocks`] with two outputs, each split on the same rows.
+    ///
+    /// ```
+    /// # use densegrad::kernels::parallel::*;
+    /// let (mut sums, mut firsts) = (vec![0.0f32; 4], vec![0.0f32; 4]);
+    /// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    /// for_row_blocks2(4, 2, &mut sums, &mut firsts, |rows, s, f| {
+    ///     for ((s, f), row) in s.iter_mut().zip(f).zip(x[rows.start * 2..rows.end * 2].chunks(2)) {
+    ///         (*s, *f) = (row[0] + row[1], row[0]);
+    ///     }
+    /// });
+    /// assert_eq!((sums[3], firsts[3]), (15.0, 7.0));
+    /// ```
+    ///
+    /// # Panics
+    /// If an output's length is not a multiple of `rows`.
+    for_row_blocks2, a: T, b: U
+);
+
+row_blocks!(
+    /// [`for_row_blocks`] with three outputs, each split on the same rows.
+    ///
+    /// ```
+    /// # use densegrad::kernels::parallel::*;
+    /// let (mut a, mut b, mut c) = (vec![0u8; 3], vec![0u16; 3], vec![0u32; 6]);
+    /// for_row_blocks3(3, 1, &mut a, &mut b, &mut c, |rows, a, b, c| {
+    ///     a.fill(1);
+    ///     b.fill(2);
+    ///     c.fill(rows.len() as u32);
+    /// });
+    /// assert_eq!((a[2], b[2], c[5]), (1, 2, 3));
+    /// ```
+    ///
+    /// # Panics
+    /// If an output's length is not a multiple of `rows`.
+    for_row_blocks3, a: T, b: U, c: W
+);

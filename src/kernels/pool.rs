@@ -24,9 +24,7 @@
 //! # Ok::<(), densegrad::Error>(())
 //! ```
 
-use rayon::prelude::*;
-
-use super::parallel::rows_per_task;
+use super::parallel::{for_row_blocks, for_row_blocks2};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel, MAX_LANES};
 use super::window::Window2d;
 
@@ -77,19 +75,11 @@ pub fn max_pool_forward(x: &[f32], g: &Window2d, y: &mut [f32], argmax: &mut [u3
         planes * out,
         "max pool forward: argmax length"
     );
-    let per = rows_per_task(planes, hw);
     let isa = Isa::best();
-    let task = |((x, y), at): ((&[f32], &mut [f32]), &mut [u32])| {
-        dispatch(isa, ForwardPlanes { x, g, y, at });
-    };
-    if per < planes {
-        x.par_chunks(per * hw)
-            .zip(y.par_chunks_mut(per * out))
-            .zip(argmax.par_chunks_mut(per * out))
-            .for_each(task);
-    } else {
-        task(((x, y), argmax));
-    }
+    for_row_blocks2(planes, hw, y, argmax, |r, y, at| {
+        let x = &x[r.start * hw..r.end * hw];
+        dispatch(isa, ForwardPlanes { x, g, y, at })
+    });
 }
 
 /// The planes of one task, on the dispatched instruction set.
@@ -334,8 +324,11 @@ pub fn max_pool_backward(dy: &[f32], argmax: &[u32], g: &Window2d, dx: &mut [f32
         planes * out,
         "max pool backward: argmax length"
     );
-    let per = rows_per_task(planes, hw);
-    let task = |((dx, dy), at): ((&mut [f32], &[f32]), &[u32])| {
+    for_row_blocks(planes, hw, dx, |r, dx| {
+        let (dy, at) = (
+            &dy[r.start * out..r.end * out],
+            &argmax[r.start * out..r.end * out],
+        );
         for ((dx, dy), at) in dx
             .chunks_exact_mut(hw)
             .zip(dy.chunks_exact(out))
@@ -349,15 +342,7 @@ pub fn max_pool_backward(dy: &[f32], argmax: &[u32], g: &Window2d, dx: &mut [f32
                 }
             }
         }
-    };
-    if per < planes {
-        dx.par_chunks_mut(per * hw)
-            .zip(dy.par_chunks(per * out))
-            .zip(argmax.par_chunks(per * out))
-            .for_each(task);
-    } else {
-        task(((dx, dy), argmax));
-    }
+    });
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::parallel::worth_splitting;
+use super::parallel::{for_row_blocks, worth_splitting};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 
 /// `out[j] = Σ_i x[i, j]` over a block of columns `x[.., c0..c0 + out.len()]`.
@@ -172,13 +172,7 @@ impl SimdKernel for Axpy<'_> {
 /// ```
 pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
-    if worth_splitting(x.len()) {
-        x.par_chunks(super::parallel::PAR_CHUNK_ELEMS)
-            .zip(y.par_chunks_mut(super::parallel::PAR_CHUNK_ELEMS))
-            .for_each(|(x, y)| dispatch(isa, Axpy { a, x, y }));
-    } else {
-        dispatch(isa, Axpy { a, x, y });
-    }
+    for_row_blocks(x.len(), 1, y, |r, y| dispatch(isa, Axpy { a, x: &x[r], y }));
 }
 
 /// [`axpy_with`] on [`Isa::best`].
@@ -194,18 +188,4 @@ pub fn axpy_with(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
 /// Unless `y.len() == x.len()`.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     axpy_with(Isa::best(), a, x, y)
-}
-
-/// `y *= a` elementwise (weight decay's shrink).
-///
-/// ```
-/// # use densegrad::kernels::reduce::*;
-/// let mut y = [1.0, 2.0];
-/// scale(0.5, &mut y);
-/// assert_eq!(y, [0.5, 1.0]);
-/// ```
-pub fn scale(a: f32, y: &mut [f32]) {
-    for v in y.iter_mut() {
-        *v *= a;
-    }
 }

@@ -32,9 +32,7 @@
 //! assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-6);
 //! ```
 
-use rayon::prelude::*;
-
-use super::parallel::rows_per_task;
+use super::parallel::{for_row_blocks, for_row_blocks2};
 use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
 
 /// What a row's softmax needs besides the exponentials themselves.
@@ -268,15 +266,10 @@ pub fn softmax_rows_with(isa: Isa, x: &[f32], cols: usize, y: &mut [f32], stats:
         x.len(),
         y.len()
     );
-    let per = rows_per_task(rows, cols);
-    if per >= rows {
-        dispatch(isa, SoftmaxBlock { x, cols, y, stats });
-        return;
-    }
-    x.par_chunks(per * cols)
-        .zip(y.par_chunks_mut(per * cols))
-        .zip(stats.par_chunks_mut(per))
-        .for_each(|((x, y), stats)| dispatch(isa, SoftmaxBlock { x, cols, y, stats }));
+    for_row_blocks2(rows, cols, y, stats, |r, y, stats| {
+        let x = &x[r.start * cols..r.end * cols];
+        dispatch(isa, SoftmaxBlock { x, cols, y, stats })
+    });
 }
 
 /// Softmax of each row of `x` into `y`, with a stats buffer of `stats.len()`
@@ -667,37 +660,17 @@ pub fn softmax_xent_index_backward_with(
             && y.len() == dx.len()
             && stats.len() == rows
     );
-    let per = rows_per_task(rows, cols);
-    if per >= rows {
-        dispatch(
-            isa,
-            IndexBackwardBlock {
-                y,
-                cols,
-                labels,
-                stats,
-                scale,
-                dx,
-            },
-        );
-        return;
-    }
-    y.par_chunks(per * cols)
-        .zip(dx.par_chunks_mut(per * cols))
-        .zip(labels.par_chunks(per).zip(stats.par_chunks(per)))
-        .for_each(|((y, dx), (labels, stats))| {
-            dispatch(
-                isa,
-                IndexBackwardBlock {
-                    y,
-                    cols,
-                    labels,
-                    stats,
-                    scale,
-                    dx,
-                },
-            )
-        });
+    for_row_blocks(rows, cols, dx, |r, dx| {
+        let block = IndexBackwardBlock {
+            y: &y[r.start * cols..r.end * cols],
+            cols,
+            labels: &labels[r.clone()],
+            stats: &stats[r],
+            scale,
+            dx,
+        };
+        dispatch(isa, block)
+    });
 }
 
 /// The gradient `dx = scale · (y·T − t)` of the dense-target cross-entropy
@@ -735,40 +708,16 @@ pub fn softmax_xent_dense_backward_with(
     let rows = t_sums.len();
     assert!(cols > 0 && Some(y.len()) == rows.checked_mul(cols) && y.len() == dx.len());
     assert!(t.len() == y.len() && stats.len() == rows);
-    let per = rows_per_task(rows, cols);
-    if per >= rows {
-        dispatch(
-            isa,
-            DenseBackwardBlock {
-                y,
-                cols,
-                t,
-                t_sums,
-                stats,
-                scale,
-                dx,
-            },
-        );
-        return;
-    }
-    y.par_chunks(per * cols)
-        .zip(dx.par_chunks_mut(per * cols))
-        .zip(
-            t.par_chunks(per * cols)
-                .zip(t_sums.par_chunks(per).zip(stats.par_chunks(per))),
-        )
-        .for_each(|((y, dx), (t, (t_sums, stats)))| {
-            dispatch(
-                isa,
-                DenseBackwardBlock {
-                    y,
-                    cols,
-                    t,
-                    t_sums,
-                    stats,
-                    scale,
-                    dx,
-                },
-            )
-        });
+    for_row_blocks(rows, cols, dx, |r, dx| {
+        let block = DenseBackwardBlock {
+            y: &y[r.start * cols..r.end * cols],
+            cols,
+            t: &t[r.start * cols..r.end * cols],
+            t_sums: &t_sums[r.clone()],
+            stats: &stats[r],
+            scale,
+            dx,
+        };
+        dispatch(isa, block)
+    });
 }

@@ -167,14 +167,6 @@ impl Layer for BatchNorm {
             for (inv, &v) in self.inv_std.iter_mut().zip(var.iter()) {
                 *inv = (1.0 / (v + self.eps as f64).sqrt()) as f32;
             }
-            self.xhat.resize(n * d, 0.0);
-            let rows = x.data().chunks_exact(d).zip(self.xhat.chunks_exact_mut(d));
-            for ((row, xh), y) in rows.zip(self.out.data_mut().chunks_exact_mut(d)) {
-                for j in 0..d {
-                    xh[j] = ((row[j] as f64 - mean[j]) * self.inv_std[j] as f64) as f32;
-                    y[j] = g[j] * xh[j] + b[j];
-                }
-            }
             let mom = self.momentum;
             for j in 0..d {
                 let rm = &mut self.running_mean.data_mut()[j];
@@ -188,16 +180,21 @@ impl Layer for BatchNorm {
             for (inv, &v) in self.inv_std.iter_mut().zip(self.running_var.data()) {
                 *inv = 1.0 / (v + self.eps).sqrt();
             }
-            let rm = self.running_mean.data();
-            self.xhat.resize(n * d, 0.0);
-            let rows = x.data().chunks_exact(d).zip(self.xhat.chunks_exact_mut(d));
-            for ((row, xh), y) in rows.zip(self.out.data_mut().chunks_exact_mut(d)) {
-                for j in 0..d {
-                    xh[j] = (row[j] - rm[j]) * self.inv_std[j];
-                    y[j] = g[j] * xh[j] + b[j];
-                }
-            }
+            self.sums.clear();
+            self.sums
+                .extend(self.running_mean.data().iter().map(|&m| m as f64));
             self.used_batch_stats = false;
+        }
+        // x̂ = (x − mean)·(1/σ) in f64, and y = γ·x̂ + β: one loop for the
+        // batch statistics and the running ones (`sums[..d]` holds the mean).
+        let mean = &self.sums[..d];
+        self.xhat.resize(n * d, 0.0);
+        let rows = x.data().chunks_exact(d).zip(self.xhat.chunks_exact_mut(d));
+        for ((row, xh), y) in rows.zip(self.out.data_mut().chunks_exact_mut(d)) {
+            for j in 0..d {
+                xh[j] = ((row[j] as f64 - mean[j]) * self.inv_std[j] as f64) as f32;
+                y[j] = g[j] * xh[j] + b[j];
+            }
         }
         self.ready = true;
         Ok(&self.out)

@@ -88,6 +88,10 @@ impl Lanes for Avx2 {
         Avx2(unsafe { _mm256_div_ps(self.0, b.0) })
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        Avx2(unsafe { _mm256_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Avx2(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
     }

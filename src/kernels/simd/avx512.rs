@@ -88,6 +88,10 @@ impl Lanes for Avx512 {
         Avx512(unsafe { _mm512_div_ps(self.0, b.0) })
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        Avx512(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Avx512(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
     }

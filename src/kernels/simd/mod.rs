@@ -18,7 +18,8 @@
 //! [`Isa::best`] detects once (cached) and may be overridden for a whole
 //! process with `DENSEGRAD_ISA=portable` (or `avx2`, `avx512`), as
 //! matrixmultiply's `MMTEST_FEATURE` does, so the entire test suite can be
-//! run on each path. Every kernel also has a `*_with(isa, …)` form that tests
+//! run on each path; a name that is unknown or that this CPU lacks panics
+//! at that first call rather than quietly running another path. Every kernel also has a `*_with(isa, …)` form that tests
 //! use to compare the paths directly.
 //!
 //! ```
@@ -81,6 +82,8 @@ pub trait Lanes: Copy {
     fn mul(self, b: Self) -> Self;
     /// Lane-wise `self / b`, correctly rounded (never a reciprocal estimate).
     fn div(self, b: Self) -> Self;
+    /// Lane-wise square root, correctly rounded (never an estimate).
+    fn sqrt(self) -> Self;
     /// `self · b + c`, fused (one rounding) where the instruction set has FMA.
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// Mask of `self < b` (false where either is NaN).
@@ -126,6 +129,28 @@ pub trait Lanes: Copy {
         self.store(&mut buf);
         let n = s.len();
         s.copy_from_slice(&buf[..n]);
+    }
+    /// The `N` lanes of `s` from index `i`, or the fewer left padded with 0:
+    /// how every kernel reads its last, partial vector.
+    #[inline(always)]
+    fn load_at(s: &[f32], i: usize) -> Self {
+        let rest = &s[i..];
+        if rest.len() >= Self::N {
+            Self::load(rest)
+        } else {
+            Self::load_partial(rest, 0.0)
+        }
+    }
+    /// Stores the lanes to `s` from index `i`, as many as fit: the
+    /// counterpart of [`Lanes::load_at`].
+    #[inline(always)]
+    fn store_at(self, s: &mut [f32], i: usize) {
+        let rest = &mut s[i..];
+        if rest.len() >= Self::N {
+            self.store(rest)
+        } else {
+            self.store_partial(rest)
+        }
     }
     /// The lanes, in order, in the first `N` elements of an array.
     #[inline(always)]
@@ -218,8 +243,14 @@ impl Isa {
 
     /// The fastest available instruction set, detected once per process.
     /// `DENSEGRAD_ISA=portable` (or `avx2`, `avx512`) in the environment,
-    /// read at that first call, overrides the choice; an unavailable or
-    /// unknown name falls back to detection.
+    /// read at that first call, overrides the choice, as matrixmultiply's
+    /// `MMTEST_FEATURE` does, so that a test run can be forced onto each
+    /// path.
+    ///
+    /// # Panics
+    /// If `DENSEGRAD_ISA` names an unknown instruction set or one this CPU
+    /// lacks (see [`Isa::from_name`]): a run meant to test a path must not
+    /// quietly test another. Unset or empty, it is ignored.
     ///
     /// ```
     /// # use densegrad::kernels::simd::*;
@@ -227,16 +258,56 @@ impl Isa {
     /// ```
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
-        *BEST.get_or_init(|| {
-            let detected = *Isa::available()
-                .last()
-                .expect("portable is always available");
-            match std::env::var("DENSEGRAD_ISA").as_deref() {
-                Ok("portable") => Isa::portable(),
-                Ok("avx2") => Isa::avx2_fma().unwrap_or(detected),
-                Ok("avx512") => Isa::avx512().unwrap_or(detected),
-                _ => detected,
+        *BEST.get_or_init(|| match std::env::var("DENSEGRAD_ISA") {
+            Ok(name) if !name.is_empty() => {
+                Isa::from_name(&name).unwrap_or_else(|e| panic!("densegrad: {e}"))
             }
+            _ => *Isa::available()
+                .last()
+                .expect("portable is always available"),
+        })
+    }
+
+    /// The instruction set called `name` (`"portable"`, `"avx2"` or
+    /// `"avx2+fma"`, `"avx512"`), if this CPU has it; an
+    /// [`Error::Argument`](crate::Error::Argument) naming the choices
+    /// otherwise.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// assert_eq!(Isa::from_name("portable")?, Isa::portable());
+    /// let err = Isa::from_name("sse9").unwrap_err();
+    /// assert!(err.to_string().starts_with("DENSEGRAD_ISA: unknown instruction set \"sse9\""));
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    pub fn from_name(name: &str) -> Result<Isa, crate::Error> {
+        const OP: &str = "DENSEGRAD_ISA";
+        let available = || {
+            Isa::available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (wanted, found) = match name {
+            "portable" => ("portable", Some(Isa::portable())),
+            "avx2" | "avx2+fma" => ("avx2+fma", Isa::avx2_fma()),
+            "avx512" => ("avx512", Isa::avx512()),
+            _ => {
+                return Err(crate::Error::argument(
+                    OP,
+                    format!(
+                        "unknown instruction set {name:?}; choose portable, avx2 or avx512 (this CPU has {})",
+                        available()
+                    ),
+                ))
+            }
+        };
+        found.ok_or_else(|| {
+            crate::Error::argument(
+                OP,
+                format!("this CPU lacks {wanted}; it has {}", available()),
+            )
         })
     }
 

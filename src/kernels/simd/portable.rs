@@ -38,6 +38,10 @@ impl Lanes for f32x8 {
         self / b
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         f32x8::mul_add(self, b, c)
     }
