@@ -1,42 +1,81 @@
-//! Times one training step of a DESIGN.md workload with the same rule as the
-//! peers' benchmarks: warm up, then 7 samples of at least 0.2 s each, and
-//! print the median time per step as one JSON line. `scripts/compare_peers.py`
-//! runs this beside PyTorch and JAX in interleaved rounds.
+//! Times one DESIGN.md workload with the same rule as the peers' benchmarks:
+//! warm up, then 7 samples of at least 0.2 s each, and print the median time
+//! per call as one JSON line. `scripts/compare_peers.py` runs this beside
+//! NumPy, PyTorch and JAX in interleaved rounds.
 //!
-//!     cargo run --release --example bench_step -- w5 --threads 1
+//!     cargo run --release --example bench_step -- w4_large --threads 2
 //!
-//! Workloads: `w5` (one SGD step, lr 0.1, of the book's SimpleConvNet at
-//! batch 100 on (100, 1, 28, 28) inputs in [0, 1), std-0.01 weights).
+//! Workloads (`--list` prints them):
+//! - `w1_NxKxM`: Affine forward + backward (dX, dW, db) through
+//!   `forward_ref` / `backward_ref`, for 100x784x50, 256x1024x1024 and
+//!   64x4096x4096.
+//! - `w2_relu_N`, `w2_sigmoid_N`: forward + backward through `forward_ref` /
+//!   `backward_ref`, N = 65536 or 4194304.
+//! - `w3_NxC`: SoftmaxWithLoss forward + backward (index labels), for 100x10,
+//!   256x1000, 32x32000.
+//! - `w4_small`, `w4_large`: one SGD step (lr 0.1) of `Sequential`
+//!   784-50-10 at batch 100 and 784-1024-1024-10 at batch 256 (ReLU, std-0.01
+//!   weights).
+//! - `w5`: one SGD step of the book's SimpleConvNet at batch 100.
+//!
+//! Baselines and variants, densegrad only:
+//! - `relu_naive_4194304`: ReLU forward + backward as a naive scalar loop with
+//!   a `Vec<bool>` mask (the notebook's layer, in Rust).
+//! - `relu_owned_4194304`, `w1_owned_256x1024x1024`, `w4_large_owned`: the
+//!   same work through the owned `forward` / `backward`.
+//! - `w3_naive_100x10`: softmax-with-loss forward + backward as a naive
+//!   scalar loop (f32 max, exp, sum, log).
+//! - `w4_small_sgemm`, `w4_large_sgemm`: only the sgemm calls of that step
+//!   (the checked single-thread wrapper), nothing else.
 
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use densegrad::kernels::gemm::{gemm, MatRef};
 use densegrad::optim::{Optimizer, Sgd};
-use densegrad::{Affine, Convolution, Init, Labels, Layer, Pooling, Relu, Sequential, Tensor};
+use densegrad::{
+    Affine, Convolution, Init, Labels, Layer, Pooling, Relu, Sequential, Sigmoid, SoftmaxWithLoss,
+    Tensor,
+};
 
 #[derive(Parser)]
 struct Args {
-    workload: Workload,
+    /// The workload (see `--list`).
+    #[arg(required_unless_present = "list")]
+    workload: Option<String>,
     /// rayon threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Print the workload names and exit.
+    #[arg(long)]
+    list: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Workload {
-    W5,
-    /// ReLU forward + backward on 4M elements through `forward_ref` /
-    /// `backward_ref`.
-    ReluRef,
-    /// The same through the owned `forward` / `backward`.
-    ReluOwned,
-    /// The same as a naive scalar loop keeping a `Vec<bool>` mask (the
-    /// baseline).
-    ReluNaive,
-}
+const WORKLOADS: &[&str] = &[
+    "w1_100x784x50",
+    "w1_256x1024x1024",
+    "w1_64x4096x4096",
+    "w2_relu_65536",
+    "w2_relu_4194304",
+    "w2_sigmoid_65536",
+    "w2_sigmoid_4194304",
+    "w3_100x10",
+    "w3_256x1000",
+    "w3_32x32000",
+    "w4_small",
+    "w4_large",
+    "w5",
+    "relu_naive_4194304",
+    "relu_owned_4194304",
+    "w1_owned_256x1024x1024",
+    "w4_large_owned",
+    "w3_naive_100x10",
+    "w4_small_sgemm",
+    "w4_large_sgemm",
+];
 
 /// Median seconds per call of `f` over 7 samples of at least 0.2 s.
-fn median_time(mut f: impl FnMut()) -> (f64, usize) {
+fn median_time(mut f: impl FnMut()) -> f64 {
     let start = Instant::now();
     let mut n = 0;
     while n < 3 || start.elapsed().as_secs_f64() < 0.1 {
@@ -55,85 +94,92 @@ fn median_time(mut f: impl FnMut()) -> (f64, usize) {
         })
         .collect();
     samples.sort_by(f64::total_cmp);
-    (samples[3], reps)
+    samples[3]
 }
 
-fn w5() -> Result<f64, densegrad::Error> {
-    let batch = 100;
-    // A fixed pseudo-random stream (the values do not change the timing).
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut uniform = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let x = Tensor::new(
-        &[batch, 1, 28, 28],
-        (0..batch * 784).map(|_| uniform()).collect(),
+/// A fixed pseudo-random stream in [-1, 1) (the values do not change the
+/// timing).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = 0x2545_f491_4f6c_dd1du64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u64, scale: f32) -> Result<Tensor, densegrad::Error> {
+    let n = shape.iter().product();
+    Tensor::new(shape, values(n, seed).iter().map(|v| v * scale).collect())
+}
+
+fn labels(n: usize, classes: usize) -> Vec<usize> {
+    (0..n).map(|i| (i * 7919) % classes).collect()
+}
+
+/// "NxKxM" → [N, K, M].
+fn dims(s: &str) -> Vec<usize> {
+    s.split('x')
+        .map(|d| d.parse().expect("a dimension"))
+        .collect()
+}
+
+type Bench = Result<f64, densegrad::Error>;
+
+fn w1(shape: &str, owned: bool) -> Bench {
+    let d = dims(shape);
+    let (n, k, m) = (d[0], d[1], d[2]);
+    let x = tensor(&[n, k], 1, 1.0)?;
+    let dy = tensor(&[n, m], 2, 1.0)?;
+    let mut fc = Affine::new(
+        tensor(&[k, m], 3, 1.0 / (k as f32).sqrt())?,
+        tensor(&[m], 4, 1.0)?,
     )?;
-    let labels: Vec<usize> = (0..batch).map(|i| (i * 7) % 10).collect();
-    let std = Init::Normal { std: 0.01 };
-    let mut net = Sequential::new()
-        .with(Convolution::with_init([30, 1, 5, 5], 1, 0, std, 1)?)
-        .with(Relu::new())
-        .with(Pooling::new(2, 2, 2, 0)?)
-        .with(Affine::with_init(4320, 100, std, 2)?)
-        .with(Relu::new())
-        .with(Affine::with_init(100, 10, std, 3)?);
-    let mut opt = Sgd::new(0.1);
-    let mut result = Ok(());
-    let (t, _) = median_time(|| {
-        let step = net
-            .loss(&x, Labels::Index(&labels))
-            .and_then(|_| net.backward())
-            .and_then(|_| opt.step(&mut net));
-        if result.is_ok() {
-            result = step;
-        }
-    });
-    result.map(|_| t)
+    Ok(if owned {
+        median_time(|| {
+            let y = fc.forward(&x).unwrap();
+            std::hint::black_box(&y);
+            std::hint::black_box(fc.backward(dy.clone()).unwrap());
+        })
+    } else {
+        median_time(|| {
+            fc.forward_ref(&x).unwrap();
+            fc.backward_ref(&dy).unwrap();
+        })
+    })
 }
 
-const RELU_LEN: usize = 4 << 20;
-
-fn relu_inputs() -> (Tensor, Tensor) {
-    let x: Vec<f32> = (0..RELU_LEN).map(|i| ((i as f32) * 0.618).sin()).collect();
-    let d: Vec<f32> = (0..RELU_LEN).map(|i| ((i as f32) * 0.377).cos()).collect();
-    (Tensor::from_slice(&x), Tensor::from_slice(&d))
+fn w2(kind: &str, len: usize) -> Bench {
+    let (x, dy) = (tensor(&[len], 5, 3.0)?, tensor(&[len], 6, 1.0)?);
+    let mut layer: Box<dyn Layer> = match kind {
+        "relu" => Box::new(Relu::new()),
+        _ => Box::new(Sigmoid::new()),
+    };
+    Ok(median_time(|| {
+        layer.forward_ref(std::hint::black_box(&x)).unwrap();
+        std::hint::black_box(layer.backward_ref(&dy).unwrap());
+    }))
 }
 
-fn relu_ref() -> Result<f64, densegrad::Error> {
-    let (x, d) = relu_inputs();
+fn relu_owned(len: usize) -> Bench {
+    let x = tensor(&[len], 5, 3.0)?;
     let mut relu = Relu::new();
-    let (t, _) = median_time(|| {
-        relu.forward_ref(std::hint::black_box(&x)).unwrap();
-        std::hint::black_box(relu.backward_ref(&d).unwrap());
-    });
-    Ok(t)
-}
-
-fn relu_owned() -> Result<f64, densegrad::Error> {
-    let (x, _) = relu_inputs();
-    let mut relu = Relu::new();
-    let (t, _) = median_time(|| {
+    Ok(median_time(|| {
         // The output serves as the upstream gradient: what an owned chain
         // of layers hands back.
         let y = relu.forward(std::hint::black_box(&x)).unwrap();
         std::hint::black_box(relu.backward(y).unwrap());
-    });
-    Ok(t)
+    }))
 }
 
-fn relu_naive() -> Result<f64, densegrad::Error> {
-    let (x, d) = relu_inputs();
+fn relu_naive(len: usize) -> Bench {
+    let (x, d) = (tensor(&[len], 5, 3.0)?, tensor(&[len], 6, 1.0)?);
     let (x, d) = (x.data(), d.data());
-    let (mut y, mut mask, mut dx) = (
-        vec![0.0f32; x.len()],
-        vec![false; x.len()],
-        vec![0.0f32; x.len()],
-    );
-    let (t, _) = median_time(|| {
+    let (mut y, mut mask, mut dx) = (vec![0.0f32; len], vec![false; len], vec![0.0f32; len]);
+    Ok(median_time(|| {
         for ((y, m), &x) in y
             .iter_mut()
             .zip(mask.iter_mut())
@@ -146,30 +192,239 @@ fn relu_naive() -> Result<f64, densegrad::Error> {
             *dx = if m { 0.0 } else { d };
         }
         std::hint::black_box((&y, &dx));
+    }))
+}
+
+fn w3(shape: &str) -> Bench {
+    let d = dims(shape);
+    let (n, c) = (d[0], d[1]);
+    let x = tensor(&[n, c], 7, 4.0)?;
+    let t = labels(n, c);
+    let mut swl = SoftmaxWithLoss::new();
+    Ok(median_time(|| {
+        std::hint::black_box(swl.forward(&x, Labels::Index(&t)).unwrap());
+        std::hint::black_box(swl.backward_ref(1.0).unwrap());
+    }))
+}
+
+fn w3_naive(shape: &str) -> Bench {
+    let d = dims(shape);
+    let (n, c) = (d[0], d[1]);
+    let x = tensor(&[n, c], 7, 4.0)?;
+    let t = labels(n, c);
+    let mut dx = vec![0.0f32; n * c];
+    Ok(median_time(|| {
+        let mut loss = 0.0f32;
+        for ((row, dxr), &label) in std::hint::black_box(x.data())
+            .chunks_exact(c)
+            .zip(dx.chunks_exact_mut(c))
+            .zip(&t)
+        {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for (d, &v) in dxr.iter_mut().zip(row) {
+                *d = (v - max).exp();
+                sum += *d;
+            }
+            loss += sum.ln() - (row[label] - max);
+            let scale = 1.0 / (sum * n as f32);
+            for d in dxr.iter_mut() {
+                *d *= scale;
+            }
+            dxr[label] -= 1.0 / n as f32;
+        }
+        std::hint::black_box((loss / n as f32, &dx));
+    }))
+}
+
+fn mlp_sizes(name: &str) -> (Vec<usize>, usize) {
+    if name == "small" {
+        (vec![784, 50, 10], 100)
+    } else {
+        (vec![784, 1024, 1024, 10], 256)
+    }
+}
+
+fn mlp_layers(sizes: &[usize]) -> Result<Vec<Box<dyn Layer>>, densegrad::Error> {
+    let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+    for (i, w) in sizes.windows(2).enumerate() {
+        if i > 0 {
+            layers.push(Box::new(Relu::new()));
+        }
+        let std = Init::Normal { std: 0.01 };
+        layers.push(Box::new(Affine::with_init(w[0], w[1], std, i as u64)?));
+    }
+    Ok(layers)
+}
+
+fn w4(name: &str) -> Bench {
+    let (sizes, batch) = mlp_sizes(name);
+    let x = tensor(&[batch, sizes[0]], 8, 1.0)?;
+    let t = labels(batch, *sizes.last().unwrap());
+    let mut net = Sequential::new();
+    for layer in mlp_layers(&sizes)? {
+        net.push(layer);
+    }
+    let mut opt = Sgd::new(0.1);
+    let mut result = Ok(());
+    let time = median_time(|| {
+        let step = net
+            .loss(&x, Labels::Index(&t))
+            .and_then(|_| net.backward())
+            .and_then(|_| opt.step(&mut net));
+        if result.is_ok() {
+            result = step;
+        }
     });
-    Ok(t)
+    result.map(|_| time)
+}
+
+/// W4 large through boxed layers and the owned `forward` / `backward`.
+fn w4_owned(name: &str) -> Bench {
+    let (sizes, batch) = mlp_sizes(name);
+    let x = tensor(&[batch, sizes[0]], 8, 1.0)?;
+    let t = labels(batch, *sizes.last().unwrap());
+    let mut layers = mlp_layers(&sizes)?;
+    let mut loss = SoftmaxWithLoss::new();
+    let mut opt = Sgd::new(0.1);
+    Ok(median_time(|| {
+        let mut h = layers[0].forward(&x).unwrap();
+        for layer in &mut layers[1..] {
+            h = layer.forward(&h).unwrap();
+        }
+        std::hint::black_box(loss.forward(&h, Labels::Index(&t)).unwrap());
+        let mut d = loss.backward(1.0).unwrap();
+        for layer in layers[1..].iter_mut().rev() {
+            d = layer.backward(d).unwrap();
+        }
+        layers[0].backward_params_only(&d).unwrap();
+        for (i, layer) in layers.iter_mut().enumerate() {
+            layer.visit_params(&mut |mut p| {
+                let (v, g) = p.values_and_grad();
+                opt.update(i, v, g).unwrap();
+            });
+        }
+    }))
+}
+
+/// Only the sgemm calls of a W4 step: forward products, then dW for every
+/// layer and dX for all but the first.
+fn w4_sgemm(name: &str) -> Bench {
+    let (sizes, batch) = mlp_sizes(name);
+    let x = values(batch * sizes[0], 8);
+    let ws: Vec<Vec<f32>> = sizes.windows(2).map(|w| values(w[0] * w[1], 9)).collect();
+    let mut acts: Vec<Vec<f32>> = sizes.iter().map(|&d| vec![0.0; batch * d]).collect();
+    acts[0] = x;
+    let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&d| vec![0.1; batch * d]).collect();
+    let mut dws: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; w.len()]).collect();
+    Ok(median_time(|| {
+        for (i, w) in sizes.windows(2).enumerate() {
+            let (k, m) = (w[0], w[1]);
+            let (before, after) = acts.split_at_mut(i + 1);
+            let a = MatRef::row_major(&before[i], batch, k);
+            gemm(1.0, a, MatRef::row_major(&ws[i], k, m), 0.0, &mut after[0]);
+        }
+        for (i, w) in sizes.windows(2).enumerate().rev() {
+            let (k, m) = (w[0], w[1]);
+            let (gb, ga) = grads.split_at_mut(i + 1);
+            let dy = MatRef::row_major(&ga[0], batch, m);
+            gemm(
+                1.0,
+                MatRef::row_major(&acts[i], batch, k).t(),
+                dy,
+                0.0,
+                &mut dws[i],
+            );
+            if i > 0 {
+                let wt = MatRef::row_major(&ws[i], k, m).t();
+                gemm(1.0, dy, wt, 0.0, &mut gb[i]);
+            }
+        }
+        std::hint::black_box(&dws);
+    }))
+}
+
+fn w5() -> Bench {
+    let batch = 100;
+    let x = Tensor::new(
+        &[batch, 1, 28, 28],
+        values(batch * 784, 10)
+            .iter()
+            .map(|v| 0.5 * (v + 1.0))
+            .collect(),
+    )?;
+    let t: Vec<usize> = (0..batch).map(|i| (i * 7) % 10).collect();
+    let std = Init::Normal { std: 0.01 };
+    let mut net = Sequential::new()
+        .with(Convolution::with_init([30, 1, 5, 5], 1, 0, std, 1)?)
+        .with(Relu::new())
+        .with(Pooling::new(2, 2, 2, 0)?)
+        .with(Affine::with_init(4320, 100, std, 2)?)
+        .with(Relu::new())
+        .with(Affine::with_init(100, 10, std, 3)?);
+    let mut opt = Sgd::new(0.1);
+    let mut result = Ok(());
+    let time = median_time(|| {
+        let step = net
+            .loss(&x, Labels::Index(&t))
+            .and_then(|_| net.backward())
+            .and_then(|_| opt.step(&mut net));
+        if result.is_ok() {
+            result = step;
+        }
+    });
+    result.map(|_| time)
+}
+
+fn run(workload: &str) -> Option<Bench> {
+    let (head, rest) = workload.split_once('_').unwrap_or((workload, ""));
+    Some(match (head, rest) {
+        ("w1", "owned_256x1024x1024") => w1("256x1024x1024", true),
+        ("w1", shape) => w1(shape, false),
+        ("w2", kind_len) => {
+            let (kind, len) = kind_len.split_once('_')?;
+            w2(kind, len.parse().ok()?)
+        }
+        ("w3", "naive_100x10") => w3_naive("100x10"),
+        ("w3", shape) => w3(shape),
+        ("w4", "small" | "large") => w4(rest),
+        ("w4", "large_owned") => w4_owned("large"),
+        ("w4", "small_sgemm") => w4_sgemm("small"),
+        ("w4", "large_sgemm") => w4_sgemm("large"),
+        ("w5", "") => w5(),
+        ("relu", "naive_4194304") => relu_naive(4 << 20),
+        ("relu", "owned_4194304") => relu_owned(4 << 20),
+        _ => return None,
+    })
 }
 
 fn main() {
     let args = Args::parse();
+    if args.list {
+        println!("{}", WORKLOADS.join("\n"));
+        return;
+    }
+    let workload = args.workload.expect("clap requires it");
+    if !WORKLOADS.contains(&workload.as_str()) || args.threads == 0 {
+        eprintln!(
+            "error: unknown workload {workload:?} or --threads 0; workloads: {}",
+            WORKLOADS.join(", ")
+        );
+        std::process::exit(2);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
         .expect("a rayon pool");
-    let (name, t) = match args.workload {
-        Workload::W5 => ("w5_convnet_step", pool.install(w5)),
-        Workload::ReluRef => ("relu_4m_fwd_bwd_ref", pool.install(relu_ref)),
-        Workload::ReluOwned => ("relu_4m_fwd_bwd_owned", pool.install(relu_owned)),
-        Workload::ReluNaive => ("relu_4m_fwd_bwd_naive", pool.install(relu_naive)),
-    };
-    match t {
-        Ok(t) => println!(
-            "{{\"workload\": \"{name}\", \"system\": \"densegrad\", \"threads\": {}, \"median_s\": {t:e}}}",
+    match pool.install(|| run(&workload)) {
+        Some(Ok(t)) => println!(
+            "{{\"workload\": \"{workload}\", \"system\": \"densegrad\", \"threads\": {}, \"median_s\": {t:e}}}",
             args.threads
         ),
-        Err(e) => {
+        Some(Err(e)) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
+        None => unreachable!("every listed workload runs"),
     }
 }

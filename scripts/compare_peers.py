@@ -1,27 +1,40 @@
 #!/usr/bin/env python3
-"""densegrad beside PyTorch and JAX on the same machine, in one sitting.
+"""densegrad beside PyTorch, JAX and NumPy on the same machine, in one sitting.
 
 Runs each system on each workload at 1 and 2 threads in interleaved rounds
 (densegrad, torch, jax, densegrad, ...), each measurement in a fresh process
 with the peers' timing rule (warm-up, 7 samples of >= 0.2 s, median), and
-prints a Markdown table of the medians over the rounds and the ratio
-"best peer / densegrad" (above 1: densegrad is faster).
+prints a Markdown table of the medians over the rounds with the ratio
+"densegrad / best peer" (below 1: densegrad is faster).
 
 1 thread means one core: every process is pinned with `taskset -c 0`.
-2 threads: `--threads 2` for densegrad, torch.set_num_threads(2), and JAX
-unpinned on the 2-core machine.
+2 threads: `--threads 2` for densegrad, torch.set_num_threads(2), OMP/MKL/
+OPENBLAS_NUM_THREADS=2, and JAX unpinned on the 2-core machine.
 
 The peers live in a throwaway venv (nothing is installed into the project):
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install torch "jax[cpu]" numpy
     cargo build --release --example bench_step
-    /tmp/peers/bin/python scripts/compare_peers.py w5 --rounds 5
+    /tmp/peers/bin/python scripts/compare_peers.py --rounds 3             # W1-W5
+    /tmp/peers/bin/python scripts/compare_peers.py w4_large w5 --rounds 5
+    /tmp/peers/bin/python scripts/compare_peers.py --systems densegrad,numpy w3_100x10
 
-Workloads (DESIGN.md):
-  w5  one SGD step (lr 0.1) of the book's SimpleConvNet at batch 100:
-      conv 30x1x5x5 -> ReLU -> max-pool 2x2/2 -> Affine 4320->100 -> ReLU ->
-      Affine 100->10 -> mean cross-entropy; inputs (100, 1, 28, 28) in [0, 1),
-      weights std 0.01, biases 0. The input image needs no gradient.
+`--baselines` adds densegrad-only rows measured in the same rounds: naive
+loops, the raw sgemm calls of a step, and the owned-tensor API (see
+examples/bench_step.rs).
+
+Workloads (DESIGN.md; the same definitions as the peers' anchor benchmarks):
+  w1_NxKxM       Affine forward + backward (y, dX, dW, db), x (N,K), W (K,M)
+                 std 1/sqrt(K), dy (N,M); 100x784x50, 256x1024x1024, 64x4096x4096
+  w2_KIND_N      ReLU / Sigmoid forward + backward on N elements (65536, 4194304)
+  w3_NxC         softmax with mean cross-entropy over index labels, forward +
+                 gradient of the logits; 100x10, 256x1000, 32x32000
+  w4_small       one SGD step (lr 0.1) of 784-50-10 (ReLU) at batch 100, weights std 0.01
+  w4_large       the same for 784-1024-1024-10 at batch 256
+  w5             one SGD step (lr 0.1) of the book's SimpleConvNet at batch 100:
+                 conv 30x1x5x5 -> ReLU -> max-pool 2x2/2 -> Affine 4320->100 ->
+                 ReLU -> Affine 100->10 -> mean cross-entropy; inputs (100, 1, 28, 28)
+                 in [0, 1), weights std 0.01, biases 0. The input needs no gradient.
 """
 import argparse
 import json
@@ -36,6 +49,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LR = 0.1
+WORKLOADS = [
+    "w1_100x784x50", "w1_256x1024x1024", "w1_64x4096x4096",
+    "w2_relu_65536", "w2_relu_4194304", "w2_sigmoid_65536", "w2_sigmoid_4194304",
+    "w3_100x10", "w3_256x1000", "w3_32x32000",
+    "w4_small", "w4_large", "w5",
+]
+# densegrad-only rows: (name, the workload it is a baseline or variant of)
+BASELINES = [
+    ("relu_naive_4194304", "w2_relu_4194304"),
+    ("relu_owned_4194304", "w2_relu_4194304"),
+    ("w1_owned_256x1024x1024", "w1_256x1024x1024"),
+    ("w3_naive_100x10", "w3_100x10"),
+    ("w4_small_sgemm", "w4_small"),
+    ("w4_large_sgemm", "w4_large"),
+    ("w4_large_owned", "w4_large"),
+]
+MLPS = {"w4_small": ([784, 50, 10], 100), "w4_large": ([784, 1024, 1024, 10], 256)}
 
 
 def bench(fn):
@@ -56,30 +86,89 @@ def bench(fn):
     return statistics.median(ts), reps
 
 
-def w5_inputs():
+def dims(s):
+    return [int(d) for d in s.split("x")]
+
+
+# ------------------------------------------------------------------ shared inputs (NumPy)
+def rng(tag):
     import numpy as np
-    rng = np.random.default_rng(1234)
-    x = rng.random((100, 1, 28, 28)).astype(np.float32)
-    t = rng.integers(0, 10, 100)
-    ps = [(rng.standard_normal((30, 1, 5, 5)) * 0.01).astype(np.float32), np.zeros(30, np.float32),
-          (rng.standard_normal((4320, 100)) * 0.01).astype(np.float32), np.zeros(100, np.float32),
-          (rng.standard_normal((100, 10)) * 0.01).astype(np.float32), np.zeros(10, np.float32)]
-    return x, t, ps
+    return np.random.default_rng([1234, sum(map(ord, tag))])
 
 
-def torch_w5(threads):
+def randn(tag, shape, scale=1.0):
+    import numpy as np
+    return (rng(tag).standard_normal(shape) * scale).astype(np.float32)
+
+
+def inputs(workload):
+    import numpy as np
+    kind, _, rest = workload.partition("_")
+    if kind == "w1":
+        n, k, m = dims(rest)
+        return (randn("x", (n, k)), randn("w", (k, m), 1 / math.sqrt(k)),
+                randn("b", (m,)), randn("dy", (n, m)))
+    if kind == "w2":
+        n = int(rest.split("_")[1])
+        return randn("x", (n,), 3.0), randn("dy", (n,))
+    if kind == "w3":
+        n, c = dims(rest)
+        return randn("logits", (n, c), 4.0), rng("t").integers(0, c, n)
+    if kind == "w4":
+        sizes, batch = MLPS[workload]
+        ps = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            ps += [randn(f"W{i}", (a, b), 0.01), np.zeros(b, np.float32)]
+        return randn("x", (batch, sizes[0])), rng("t").integers(0, sizes[-1], batch), ps
+    if kind == "w5":
+        x = rng("x").random((100, 1, 28, 28)).astype(np.float32)
+        ps = [randn("c", (30, 1, 5, 5), 0.01), np.zeros(30, np.float32),
+              randn("f1", (4320, 100), 0.01), np.zeros(100, np.float32),
+              randn("f2", (100, 10), 0.01), np.zeros(10, np.float32)]
+        return x, rng("t").integers(0, 10, 100), ps
+    raise SystemExit(f"unknown workload {workload}")
+
+
+# ------------------------------------------------------------------ PyTorch (autograd)
+def torch_step(workload, threads):
     import numpy as np
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
-    x, t, ps = w5_inputs()
-    xt, tt = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
-    P = [torch.from_numpy(p.T.copy() if p.ndim == 2 else p).requires_grad_(True) for p in ps]
+    T = lambda a, grad=False: torch.from_numpy(np.ascontiguousarray(a)).requires_grad_(grad)
+    kind = workload.split("_")[0]
+    if kind == "w1":
+        x, w, b, dy = inputs(workload)
+        xt, wt, bt, dyt = T(x, True), T(w.T, True), T(b, True), T(dy)
+
+        def step():
+            y = F.linear(xt, wt, bt)
+            return torch.autograd.grad(y, (xt, wt, bt), dyt)
+        return step
+    if kind == "w2":
+        x, dy = inputs(workload)
+        xt, dyt = T(x, True), T(dy)
+        f = F.relu if "relu" in workload else torch.sigmoid
+        return lambda: torch.autograd.grad(f(xt), xt, dyt)
+    if kind == "w3":
+        logits, t = inputs(workload)
+        lt, tt = T(logits, True), torch.from_numpy(t.astype(np.int64))
+        return lambda: torch.autograd.grad(F.cross_entropy(lt, tt), lt)
+    x, t, ps = inputs(workload)
+    xt, tt = T(x), torch.from_numpy(t.astype(np.int64))
+    P = [T(p.T if p.ndim == 2 else p, True) for p in ps]  # Linear weights (out, in)
+
+    def forward():
+        if kind == "w4":
+            h = xt
+            for i in range(0, len(P), 2):
+                h = F.linear(F.relu(h) if i else h, P[i], P[i + 1])
+            return h
+        h = F.max_pool2d(F.relu(F.conv2d(xt, P[0], P[1])), 2, 2).flatten(1)
+        return F.linear(F.relu(F.linear(h, P[2], P[3])), P[4], P[5])
 
     def step():
-        h = F.max_pool2d(F.relu(F.conv2d(xt, P[0], P[1])), 2, 2).flatten(1)
-        h = F.linear(F.relu(F.linear(h, P[2], P[3])), P[4], P[5])
-        loss = F.cross_entropy(h, tt)
+        loss = F.cross_entropy(forward(), tt)
         gs = torch.autograd.grad(loss, P)
         with torch.no_grad():
             for p, g in zip(P, gs):
@@ -88,18 +177,52 @@ def torch_w5(threads):
     return step
 
 
-def jax_w5(threads):
+# ------------------------------------------------------------------ JAX (jit)
+def jax_step(workload, threads):
     import jax
     import jax.numpy as jnp
-    x, t, ps = w5_inputs()
+    ready = jax.block_until_ready
+    kind = workload.split("_")[0]
+
+    def ce(h, t):
+        return jnp.mean(jax.nn.logsumexp(h, axis=1) - jnp.take_along_axis(h, t[:, None], 1)[:, 0])
+
+    if kind == "w1":
+        x, w, b, dy = map(jnp.asarray, inputs(workload))
+        f = lambda x, w, b: x @ w + b
+
+        @jax.jit
+        def fb(x, w, b, dy):
+            y, vjp = jax.vjp(f, x, w, b)
+            return (y,) + vjp(dy)
+        return lambda: ready(fb(x, w, b, dy))
+    if kind == "w2":
+        x, dy = map(jnp.asarray, inputs(workload))
+        f = jax.nn.relu if "relu" in workload else jax.nn.sigmoid
+
+        @jax.jit
+        def fb(x, dy):
+            y, vjp = jax.vjp(f, x)
+            return y, vjp(dy)[0]
+        return lambda: ready(fb(x, dy))
+    if kind == "w3":
+        logits, t = map(jnp.asarray, inputs(workload))
+        fb = jax.jit(jax.value_and_grad(ce))
+        return lambda: ready(fb(logits, t))
+    x, t, ps = inputs(workload)
 
     def loss_fn(P, x, t):
-        h = jax.lax.conv_general_dilated(x, P[0], (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        if kind == "w4":
+            h = x
+            for i in range(0, len(P), 2):
+                h = (jax.nn.relu(h) if i else h) @ P[i] + P[i + 1]
+            return ce(h, t)
+        h = jax.lax.conv_general_dilated(x, P[0], (1, 1), "VALID",
+                                         dimension_numbers=("NCHW", "OIHW", "NCHW"))
         h = jax.nn.relu(h + P[1][None, :, None, None])
         h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-        h = h.reshape(x.shape[0], -1)
-        h = jax.nn.relu(h @ P[2] + P[3]) @ P[4] + P[5]
-        return jnp.mean(jax.nn.logsumexp(h, axis=1) - jnp.take_along_axis(h, t[:, None], 1)[:, 0])
+        h = jax.nn.relu(h.reshape(x.shape[0], -1) @ P[2] + P[3]) @ P[4] + P[5]
+        return ce(h, t)
 
     @jax.jit
     def jstep(P, x, t):
@@ -111,19 +234,78 @@ def jax_w5(threads):
 
     def step():
         state["P"], l = jstep(state["P"], xj, tj)
-        return l.block_until_ready()
+        return ready(l)
     return step
 
 
-PEERS = {"torch": {"w5": torch_w5}, "jax": {"w5": jax_w5}}
+# ------------------------------------------------------------------ NumPy (the book's layers)
+def numpy_step(workload, threads):
+    import numpy as np
+    kind = workload.split("_")[0]
+
+    def softmax_loss(x, t):
+        y = np.exp(x - x.max(axis=1, keepdims=True))
+        y /= y.sum(axis=1, keepdims=True)
+        n = x.shape[0]
+        loss = -np.log(y[np.arange(n), t]).sum() / n
+        dx = y.copy()
+        dx[np.arange(n), t] -= 1
+        return loss, dx / n
+
+    if kind == "w1":
+        x, w, b, dy = inputs(workload)
+        return lambda: (x @ w + b, dy @ w.T, x.T @ dy, dy.sum(axis=0))
+    if kind == "w2":
+        x, dy = inputs(workload)
+        if "relu" in workload:
+            def step():
+                mask = x <= 0
+                y = x.copy()
+                y[mask] = 0
+                d = dy.copy()
+                d[mask] = 0
+                return y, d
+            return step
+        def step():
+            y = 1 / (1 + np.exp(-x))
+            return y, dy * (1.0 - y) * y
+        return step
+    if kind == "w3":
+        logits, t = inputs(workload)
+        return lambda: softmax_loss(logits, t)
+    if kind == "w5":
+        raise SystemExit("numpy has no w5 here (the peers' anchors skip it too)")
+    x, t, ps = inputs(workload)
+
+    def step():
+        hs, h = [x], x
+        for i in range(0, len(ps), 2):
+            if i:
+                h = np.maximum(h, 0)
+                hs.append(h)
+            h = h @ ps[i] + ps[i + 1]
+        loss, d = softmax_loss(h, t)
+        for i in range(len(ps) - 2, -1, -2):
+            a = hs[i // 2]
+            dw, db = a.T @ d, d.sum(axis=0)
+            if i:
+                d = (d @ ps[i].T) * (a > 0)
+            ps[i] -= LR * dw
+            ps[i + 1] -= LR * db
+        return loss
+    return step
+
+
+PEERS = {"torch": torch_step, "jax": jax_step, "numpy": numpy_step}
 
 
 def child(system, workload, threads):
     """Runs in the measuring process: one JSON line."""
-    step = PEERS[system][workload](threads)
+    step = PEERS[system](workload, threads)
     step()  # jit / first-call costs outside the timing
     t, reps = bench(step)
-    print(json.dumps({"workload": workload, "system": system, "threads": threads, "median_s": t, "reps": reps}))
+    print(json.dumps({"workload": workload, "system": system, "threads": threads,
+                      "median_s": t, "reps": reps}))
 
 
 def measure(system, workload, threads):
@@ -133,8 +315,13 @@ def measure(system, workload, threads):
         exe = os.path.join(ROOT, "target", "release", "examples", "bench_step")
         cmd = pin + [exe, workload, "--threads", str(threads)]
     else:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        cmd = pin + [sys.executable, os.path.abspath(__file__), "--child", system, workload, str(threads)]
+        n = str(threads)
+        env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+        if system == "numpy":
+            # They slow a current NumPy on this CPU (../shared/peers/README.md).
+            env.pop("OPENBLAS_CORETYPE", None)
+            env.pop("OPENBLAS_L2_SIZE", None)
+        cmd = pin + [sys.executable, os.path.abspath(__file__), "--child", system, workload, n]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -142,38 +329,69 @@ def measure(system, workload, threads):
 
 
 def fmt(s):
-    return f"{s * 1e6:.0f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
-    ap = argparse.ArgumentParser()
-    ap.add_argument("workloads", nargs="+", choices=["w5"])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("workloads", nargs="*", choices=WORKLOADS + [[]], default=[],
+                    help="default: all of W1-W5")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--systems", default="densegrad,torch,jax")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--baselines", action="store_true",
+                    help="add densegrad-only baselines and variants of the chosen workloads")
     args = ap.parse_args()
+    workloads = args.workloads or WORKLOADS
     systems = args.systems.split(",")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    extras = [b for b, of in BASELINES if of in workloads] if args.baselines else []
+    if not os.path.exists(os.path.join(ROOT, "target", "release", "examples", "bench_step")):
+        raise SystemExit("build it first: cargo build --release --example bench_step")
     times = {}
     for r in range(args.rounds):
-        for w in args.workloads:
-            for threads in (1, 2):
-                for s in systems:
+        for w in workloads + extras:
+            for threads in thread_counts:
+                for s in (systems if w in workloads else ["densegrad"]):
+                    if s == "numpy" and w == "w5":
+                        continue
                     t = measure(s, w, threads)
                     times.setdefault((w, threads, s), []).append(t)
-                    print(f"round {r + 1}: {w} {s} {threads}t {fmt(t)}", file=sys.stderr)
-    print(f"medians of {args.rounds} interleaved rounds; each round a fresh process per system "
-          f"(7 samples of >= 0.2 s, median)\n")
+                    print(f"round {r + 1}: {w} {s} {threads}t {fmt(t)}", file=sys.stderr, flush=True)
+    print(f"Medians of {args.rounds} interleaved rounds; each measurement a fresh process "
+          f"(7 samples of >= 0.2 s, median). `densegrad ÷ best peer` below 1: densegrad is faster.\n")
     peers = [s for s in systems if s != "densegrad"]
-    print("| workload | threads | " + " | ".join(systems) + " | best peer ÷ densegrad |")
+    print("| workload | threads | " + " | ".join(systems) + " | densegrad ÷ best peer |")
     print("|:--|--:|" + "--:|" * len(systems) + "--:|")
-    for w in args.workloads:
-        for threads in (1, 2):
-            med = {s: statistics.median(times[(w, threads, s)]) for s in systems}
-            row = " | ".join(fmt(med[s]) for s in systems)
-            ratio = min(med[s] for s in peers) / med["densegrad"] if peers and "densegrad" in med else float("nan")
-            print(f"| {w} | {threads} | {row} | {ratio:.2f}× |")
+    for w in workloads:
+        for threads in thread_counts:
+            med = {s: statistics.median(times[(w, threads, s)]) for s in systems
+                   if (w, threads, s) in times}
+            row = " | ".join(fmt(med[s]) if s in med else "–" for s in systems)
+            have = [med[s] for s in peers if s in med]
+            ratio = med["densegrad"] / min(have) if have and "densegrad" in med else float("nan")
+            print(f"| {w} | {threads} | {row} | {ratio:.2f} |")
+    if extras:
+        print("\n| densegrad variant or baseline | threads | time | workload ÷ this |")
+        print("|:--|--:|--:|--:|")
+        for b, of in BASELINES:
+            if b not in extras:
+                continue
+            for threads in thread_counts:
+                tb = statistics.median(times[(b, threads, "densegrad")])
+                tw = statistics.median(times[(of, threads, "densegrad")]) \
+                    if (of, threads, "densegrad") in times else float("nan")
+                print(f"| {b} (of {of}) | {threads} | {fmt(tb)} | {tw / tb:.2f} |")
+    if 1 in thread_counts and 2 in thread_counts and "densegrad" in systems:
+        print("\n| workload | densegrad 1 thread ÷ 2 threads |")
+        print("|:--|--:|")
+        for w in workloads:
+            t1 = statistics.median(times[(w, 1, "densegrad")])
+            t2 = statistics.median(times[(w, 2, "densegrad")])
+            print(f"| {w} | {t1 / t2:.2f}× |")
 
 
 if __name__ == "__main__":
