@@ -233,41 +233,30 @@ pub fn sign_bytes(n: usize) -> usize {
     n.div_ceil(8) * 2
 }
 
-/// The sign class of lanes `i..` from two-bit storage: 1 where positive,
-/// NaN where NaN, 0 elsewhere (and in lanes past the end).
+/// The sign class of one vector's lanes from its bytes of two-bit storage
+/// (fewer bytes for the last, partial vector): 1 where positive, NaN where
+/// NaN, 0 elsewhere and past the end.
 #[inline(always)]
-fn signs_at<V: Lanes>(signs: &[u8], i: usize) -> V {
+fn decode_signs<V: Lanes>(bytes: &[u8]) -> V {
     let (mut pos, mut nan) = (0u32, 0u32);
-    let g0 = i / 8;
-    for g in 0..V::N / 8 {
-        if let Some(b) = signs.get(2 * (g0 + g)..2 * (g0 + g) + 2) {
-            pos |= u32::from(b[0]) << (8 * g);
-            nan |= u32::from(b[1]) << (8 * g);
-        }
+    for (g, b) in bytes.chunks_exact(2).enumerate() {
+        pos |= u32::from(b[0]) << (8 * g);
+        nan |= u32::from(b[1]) << (8 * g);
     }
-    let zero = V::splat(0.0);
-    V::select_bits(
-        pos,
-        V::splat(1.0),
-        V::select_bits(nan, V::splat(f32::NAN), zero),
-    )
+    let nan_or_zero = V::select_bits(nan, V::splat(f32::NAN), V::splat(0.0));
+    V::select_bits(pos, V::splat(1.0), nan_or_zero)
 }
 
-/// Writes the sign class of `x` (lanes `i..`, as many as are left) to
-/// two-bit storage.
+/// Writes the sign class of `x`'s lanes to `bytes` (one vector's bytes of
+/// two-bit storage; fewer for the last, partial vector, whose padding lanes
+/// are 0 and so neither positive nor NaN).
 #[inline(always)]
-fn store_signs<V: Lanes>(x: V, signs: &mut [u8], i: usize, left: usize) {
+fn encode_signs<V: Lanes>(x: V, bytes: &mut [u8]) {
     let pos = V::bits(V::splat(0.0).lt(x));
-    let lanes = if left >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << left) - 1
-    };
-    let nan = !V::bits(x.eq(x)) & lanes;
-    let g0 = i / 8;
-    for g in 0..V::N.min(left).div_ceil(8) {
-        signs[2 * (g0 + g)] = (pos >> (8 * g)) as u8;
-        signs[2 * (g0 + g) + 1] = (nan >> (8 * g)) as u8;
+    let nan = V::bits(x.eq(x)) ^ (u32::MAX >> (32 - V::N));
+    for (g, b) in bytes.chunks_exact_mut(2).enumerate() {
+        b[0] = (pos >> (8 * g)) as u8;
+        b[1] = (nan >> (8 * g)) as u8;
     }
 }
 
@@ -275,25 +264,52 @@ struct Forward<'a, Op> {
     op: Op,
     x: &'a [f32],
     y: &'a mut [f32],
-    signs: Option<&'a mut [u8]>,
 }
 
 impl<Op: PointwiseOp> SimdKernel for Forward<'_, Op> {
     type Output = ();
     #[inline(always)]
     fn run<V: Lanes>(self) {
-        let Forward {
-            op,
-            x,
-            y,
-            mut signs,
-        } = self;
-        for i in (0..x.len()).step_by(V::N) {
-            let v = V::load_at(x, i);
-            op.forward(v).store_at(y, i);
-            if let Some(s) = signs.as_deref_mut() {
-                store_signs(v, s, i, x.len() - i);
-            }
+        let Forward { op, x, y } = self;
+        let mut xs = x.chunks_exact(V::N);
+        let mut ys = y.chunks_exact_mut(V::N);
+        for (x, y) in (&mut xs).zip(&mut ys) {
+            op.forward(V::load(x)).store(y);
+        }
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if !x.is_empty() {
+            op.forward(V::load_partial(x, 0.0)).store_partial(y);
+        }
+    }
+}
+
+struct ForwardSigns<'a, Op> {
+    op: Op,
+    x: &'a [f32],
+    y: &'a mut [f32],
+    signs: &'a mut [u8],
+}
+
+impl<Op: PointwiseOp> SimdKernel for ForwardSigns<'_, Op> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let ForwardSigns { op, x, y, signs } = self;
+        // V::N / 8 groups of 8 lanes, two bytes each, per full vector.
+        let per = V::N / 4;
+        let (main, tail) = signs.split_at_mut(x.len() / V::N * per);
+        let mut xs = x.chunks_exact(V::N);
+        let mut ys = y.chunks_exact_mut(V::N);
+        for ((x, y), s) in (&mut xs).zip(&mut ys).zip(main.chunks_exact_mut(per)) {
+            let v = V::load(x);
+            op.forward(v).store(y);
+            encode_signs(v, s);
+        }
+        let (x, y) = (xs.remainder(), ys.into_remainder());
+        if !x.is_empty() {
+            let v = V::load_partial(x, 0.0);
+            op.forward(v).store_partial(y);
+            encode_signs(v, tail);
         }
     }
 }
@@ -313,18 +329,89 @@ struct Backward<'a, Op> {
     out: &'a mut [f32],
 }
 
+/// Where a backward's kept lanes come from. Methods, not closures: a closure
+/// is not guaranteed to be inlined into the instruction set's
+/// `#[target_feature]` function, and without that its intrinsics become
+/// calls.
+trait KeptLanes {
+    /// Full vector `i`.
+    fn at<V: Lanes>(&self, i: usize) -> V;
+    /// The last, partial vector, which follows `full` full ones.
+    fn tail<V: Lanes>(&self, full: usize) -> V;
+}
+
+struct Values<'a>(&'a [f32]);
+
+impl KeptLanes for Values<'_> {
+    #[inline(always)]
+    fn at<V: Lanes>(&self, i: usize) -> V {
+        V::load(&self.0[i * V::N..])
+    }
+    #[inline(always)]
+    fn tail<V: Lanes>(&self, full: usize) -> V {
+        V::load_partial(&self.0[full * V::N..], 0.0)
+    }
+}
+
+struct Signs<'a>(&'a [u8]);
+
+impl KeptLanes for Signs<'_> {
+    #[inline(always)]
+    fn at<V: Lanes>(&self, i: usize) -> V {
+        let per = V::N / 4;
+        decode_signs(&self.0[i * per..i * per + per])
+    }
+    #[inline(always)]
+    fn tail<V: Lanes>(&self, full: usize) -> V {
+        decode_signs(&self.0[full * (V::N / 4)..])
+    }
+}
+
+/// `out = op'(k, d)` vector by vector, with `d` read from `d` or, in place,
+/// from `out`: one loop for the four layouts.
+#[inline(always)]
+fn backward_lanes<V: Lanes, Op: PointwiseOp>(
+    op: Op,
+    k: &impl KeptLanes,
+    d: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let full = out.len() / V::N;
+    match d {
+        Some(d) => {
+            let mut ds = d.chunks_exact(V::N);
+            let mut os = out.chunks_exact_mut(V::N);
+            for (i, (d, o)) in (&mut ds).zip(&mut os).enumerate() {
+                op.backward(k.at::<V>(i), V::load(d)).store(o);
+            }
+            let (d, o) = (ds.remainder(), os.into_remainder());
+            if !o.is_empty() {
+                op.backward(k.tail::<V>(full), V::load_partial(d, 0.0))
+                    .store_partial(o);
+            }
+        }
+        None => {
+            let mut os = out.chunks_exact_mut(V::N);
+            for (i, o) in (&mut os).enumerate() {
+                op.backward(k.at::<V>(i), V::load(o)).store(o);
+            }
+            let o = os.into_remainder();
+            if !o.is_empty() {
+                op.backward(k.tail::<V>(full), V::load_partial(o, 0.0))
+                    .store_partial(o);
+            }
+        }
+    }
+}
+
 impl<Op: PointwiseOp> SimdKernel for Backward<'_, Op> {
     type Output = ();
     #[inline(always)]
     fn run<V: Lanes>(self) {
         let Backward { op, kept, d, out } = self;
-        for i in (0..out.len()).step_by(V::N) {
-            let k = match kept {
-                Kept::Values(k) => V::load_at(k, i),
-                Kept::Signs(s) => signs_at::<V>(s, i),
-            };
-            let dv = V::load_at(d.unwrap_or(out), i);
-            op.backward(k, dv).store_at(out, i);
+        match kept {
+            Kept::Values(k) => backward_lanes::<V, Op>(op, &Values(k), d, out),
+            Kept::Signs(s) => backward_lanes::<V, Op>(op, &Signs(s), d, out),
         }
     }
 }
@@ -351,15 +438,7 @@ pub fn pointwise_forward<Op: PointwiseOp>(isa: Isa, op: Op, x: &[f32], y: &mut [
     );
     for_row_blocks(x.len(), 1, y, |r, y| {
         let x = &x[r];
-        dispatch(
-            isa,
-            Forward {
-                op,
-                x,
-                y,
-                signs: None,
-            },
-        )
+        dispatch(isa, Forward { op, x, y })
     });
 }
 
@@ -401,15 +480,7 @@ pub fn pointwise_forward_signs<Op: PointwiseOp>(
         Op::NAME
     );
     let run = |x: &[f32], y: &mut [f32], signs: &mut [u8]| {
-        dispatch(
-            isa,
-            Forward {
-                op,
-                x,
-                y,
-                signs: Some(signs),
-            },
-        )
+        dispatch(isa, ForwardSigns { op, x, y, signs })
     };
     if worth_splitting(x.len()) {
         x.par_chunks(PAR_CHUNK_ELEMS)
