@@ -143,6 +143,23 @@ impl<'a> MatRef<'a> {
         )
     }
 
+    /// Columns `start..start + len` of this matrix, as a view (no copy).
+    ///
+    /// # Panics
+    /// If the range is not inside the matrix.
+    ///
+    /// ```
+    /// # use densegrad::kernels::gemm::*;
+    /// let b = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2).col_block(1, 1);
+    /// assert_eq!((b.rows(), b.cols()), (2, 1));
+    /// let mut c = [0.0];
+    /// gemm(1.0, MatRef::row_major(&[1.0, 1.0], 1, 2), b, 0.0, &mut c);
+    /// assert_eq!(c, [6.0]);
+    /// ```
+    pub fn col_block(self, start: usize, len: usize) -> Self {
+        self.t().row_block(start, len).t()
+    }
+
     /// The transpose, as a view with swapped strides (no copy).
     ///
     /// ```
@@ -223,15 +240,33 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         }
         return;
     }
+    // SAFETY: C has exactly m·n elements (checked above), addressed with row
+    // stride n and column stride 1, and is a `&mut` borrow, so it overlaps
+    // neither A nor B and nothing else writes it during the call.
+    unsafe { sgemm_into(alpha, a, b, beta, c.as_mut_ptr(), n) }
+}
+
+/// `matrixmultiply::sgemm` into the `a.rows × b.cols` matrix at `c` with row
+/// stride `rsc` and column stride 1, the one place the crate calls it.
+///
+/// # Safety
+/// Every element `c + i·rsc + j` (i < a.rows, j < b.cols) must be valid for
+/// reads and writes, must not overlap A's or B's slice, and must not be
+/// accessed by anything else during the call. `a.cols == b.rows`.
+unsafe fn sgemm_into(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, rsc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert_eq!(b.rows, k);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
     // Every view's strides fit in isize (checked by `MatRef::new`), and so
-    // does n (C's length is at most isize::MAX / 4 elements): the casts below
-    // are lossless.
+    // does rsc (the caller's C has at least m·rsc/… elements, which fit in
+    // isize): the casts below are lossless.
     // SAFETY: A and B are `MatRef`s, whose constructor proved that every
     // element (i, l) with i < rows, l < cols lies inside their slice (a
-    // transpose or a row block reaches a subset of those elements). C has exactly m·n
-    // elements, checked above, addressed with row stride n and column stride
-    // 1, so every write is in bounds. C is a `&mut` borrow and A, B are `&`
-    // borrows, so C overlaps neither. m, k, n are all nonzero here.
+    // transpose or a row or column block reaches a subset of those
+    // elements). C's elements are valid and unaliased by this function's
+    // contract. m, k, n are all nonzero here.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -245,8 +280,8 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
             b.row_stride as isize,
             b.col_stride as isize,
             beta,
-            c.as_mut_ptr(),
-            n as isize,
+            c,
+            rsc as isize,
             1,
         );
     }
@@ -264,14 +299,26 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
 /// ```
 pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 
-/// [`gemm`], with the rows of C (and of A) split across rayon threads when
-/// the product is large enough.
+/// Whole micro-kernel tiles per task: matrixmultiply's AVX-512 sgemm kernel
+/// is 16×16 (AVX2's 8×8 divides it), so a block edge never cuts a tile.
+const TILE: usize = 16;
+
+/// [`gemm`], with C cut into blocks of whole rows or whole columns computed
+/// by rayon tasks when the product is large enough.
 ///
-/// Each thread computes whole rows of C with one `sgemm` call over the
-/// matching rows of A: no element of C is summed across threads, and
-/// matrixmultiply computes an element with the same sequence of operations
-/// whatever rows its call covers, so the result is bitwise identical for any
-/// number of threads (`tests/determinism.rs` checks it).
+/// The cut is chosen to repack the smaller operand: every task's `sgemm`
+/// packs all of the operand that is not cut, so rows are cut (each task
+/// packs all of B, k×n) when m > n, and columns (each task packs all of A,
+/// m×k) otherwise. One task per thread: cutting into two or three times as
+/// many (so that rayon can move work off a core another process is busy
+/// on) repacks the uncut operand that many more times, and measured no
+/// faster with the second core 20% busy, 2–8% slower with it free
+/// (BENCHMARKS.md).
+///
+/// No element of C is summed across tasks, and matrixmultiply computes an
+/// element with the same sequence of operations whatever block its call
+/// covers, so the result is bitwise identical for any number of threads and
+/// tasks (`tests/determinism.rs` checks it).
 ///
 /// # Panics
 /// As [`gemm`].
@@ -284,27 +331,63 @@ pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 /// assert_eq!(c, [6.0, 12.0, 12.0, 26.0]);
 /// ```
 pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = rayon::current_num_threads();
     let flops = m.saturating_mul(k).saturating_mul(n).saturating_mul(2);
-    if threads < 2 || flops < GEMM_PAR_MIN_FLOPS || m < 16 || n == 0 {
+    if threads < 2 || flops < GEMM_PAR_MIN_FLOPS || k == 0 || m.max(n) < 2 * TILE {
         return gemm(alpha, a, b, beta, c);
     }
+    assert_eq!(
+        b.rows, k,
+        "gemm: inner dimensions {k} and {} differ",
+        b.rows
+    );
     assert_eq!(
         Some(c.len()),
         m.checked_mul(n),
         "gemm: C has {} elements, expected {m}x{n}",
         c.len()
     );
-    // Blocks of whole 8-row panels (the AVX kernels' MR), one per thread.
-    let rows_per = m.div_ceil(threads).next_multiple_of(8);
-    use rayon::prelude::*;
-    c.par_chunks_mut(rows_per * n)
-        .enumerate()
-        .for_each(|(i, c)| {
-            let start = i * rows_per;
-            gemm(alpha, a.row_block(start, c.len() / n), b, beta, c);
+    let tasks = threads;
+    if m > n {
+        let rows = m.div_ceil(tasks).next_multiple_of(TILE);
+        c.par_chunks_mut(rows * n).enumerate().for_each(|(i, c)| {
+            gemm(alpha, a.row_block(i * rows, c.len() / n), b, beta, c);
         });
+        return;
+    }
+    let cols = n.div_ceil(tasks).next_multiple_of(TILE);
+    let c = ColumnBlocks(c.as_mut_ptr());
+    (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
+        let (start, len) = (i * cols, cols.min(n - i * cols));
+        // SAFETY: C is an m×n row-major slice (its length checked above),
+        // borrowed mutably for the whole of this call, which returns only
+        // after every task has. Task i reads and writes only columns
+        // start..start + len of it (row stride n), and the tasks' column
+        // ranges are disjoint, so no element is accessed by two tasks; A and
+        // B are shared borrows, which C's unique borrow cannot overlap.
+        unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
+    });
+}
+
+/// C's base pointer, handed to the tasks of [`gemm_par`] that each write
+/// their own block of columns.
+#[derive(Clone, Copy)]
+struct ColumnBlocks(*mut f32);
+
+// SAFETY: only `gemm_par` makes one, and its tasks write disjoint column
+// blocks of a C that it borrows mutably until they have all finished.
+unsafe impl Send for ColumnBlocks {}
+// SAFETY: as for Send.
+unsafe impl Sync for ColumnBlocks {}
+
+impl ColumnBlocks {
+    /// The element at `offset` (a method, so that closures capture the whole
+    /// `Sync` wrapper, not its raw pointer field).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
 }
 
 #[cfg(test)]
@@ -469,5 +552,52 @@ mod tests {
             0.0,
             &mut c,
         );
+    }
+
+    /// Cut by columns (m ≤ n) or by rows (m > n), with edges that cut no
+    /// tile and edges that do, strided operands and β ≠ 0: bitwise the
+    /// single call, at 2, 3 and 4 threads.
+    #[test]
+    fn gemm_par_is_bitwise_gemm_for_row_and_column_cuts() {
+        for &(m, k, n) in &[
+            (64, 300, 1000),
+            (37, 500, 1031),
+            (1000, 300, 70),
+            (513, 129, 200),
+        ] {
+            let a_data = values(m * k, 1);
+            let b_data = values(k * n, 2);
+            let c0 = values(m * n, 3);
+            for (a, b) in [
+                (
+                    MatRef::row_major(&a_data, m, k),
+                    MatRef::row_major(&b_data, k, n),
+                ),
+                (
+                    MatRef::row_major(&a_data, k, m).t(),
+                    MatRef::row_major(&b_data, n, k).t(),
+                ),
+            ] {
+                assert!(
+                    2 * m * k * n >= GEMM_PAR_MIN_FLOPS,
+                    "{m}x{k}x{n} must split"
+                );
+                let mut want = c0.clone();
+                gemm(0.5, a, b, 1.0, &mut want);
+                for threads in 2..=4 {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut got = c0.clone();
+                    pool.install(|| gemm_par(0.5, a, b, 1.0, &mut got));
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.to_bits() == w.to_bits());
+                    assert!(same, "{m}x{k}x{n} at {threads} threads");
+                }
+            }
+        }
     }
 }
