@@ -33,7 +33,7 @@
 //! ```
 
 use super::parallel::{for_row_blocks, for_row_blocks2};
-use super::simd::{dispatch, math, Isa, Lanes, SimdKernel};
+use super::simd::{dispatch, math, Isa, Lanes, SimdKernel, MAX_LANES};
 
 /// What a row's softmax needs besides the exponentials themselves.
 ///
@@ -198,13 +198,15 @@ fn exp_shifted_row<V: Lanes>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
         acc.push(V::load(x), m).store(e);
     }
     let (xr, er) = (xs.remainder(), es.into_remainder());
+    let mut pads = 0;
     if !xr.is_empty() {
-        // −∞ pads contribute exp(−∞) = 0 and are never the max of a row
-        // with a finite max.
-        acc.push(V::load_partial(xr, f32::NEG_INFINITY), m)
-            .store_partial(er);
+        // Pads equal to the maximum add exp(0) − 1 = 0 to the sum and one
+        // each to the count of maxima, taken back below. (A −∞ pad would
+        // underflow: a microcode assist of ~150 cycles per lane on x86.)
+        acc.push(V::load_partial(xr, max), m).store_partial(er);
+        pads = V::N - xr.len();
     }
-    acc.rest()
+    acc.rest() - pads as f64
 }
 
 /// `y *= s` for a row.
@@ -236,11 +238,62 @@ impl SimdKernel for SoftmaxBlock<'_> {
             .x
             .chunks_exact(self.cols)
             .zip(self.y.chunks_exact_mut(self.cols));
+        if self.cols < V::N {
+            return narrow_rows::<V>(self.x, self.cols, self.y, self.stats);
+        }
         for ((x, y), st) in rows.zip(self.stats.iter_mut()) {
             let max = row_max::<V>(x);
             let rest = exp_shifted_row::<V>(x, max, y);
             *st = RowStats { max, rest };
             scale_row::<V>(y, st.p_top());
+        }
+    }
+}
+
+/// Rows per group of the narrow path: enough independent rows for the
+/// exponentials' dependency chains to overlap.
+const NARROW_GROUP: usize = 8;
+
+/// The softmax of rows narrower than one vector (C = 10 on 16 lanes), a
+/// group of rows at a time, each phase over every row of the group so that
+/// the rows' long dependency chains (the maximum, the exponential, the sum)
+/// run side by side: one partial vector of exponentials per row, the
+/// maximum and `rest` by scalar passes over the C values instead of
+/// reductions over all N lanes. `rest` is the f64 sum of the sub-maximal
+/// exponentials plus the extra maxima (the wide path's compensated sum,
+/// a little more exact).
+#[inline(always)]
+fn narrow_rows<V: Lanes>(x: &[f32], cols: usize, y: &mut [f32], stats: &mut [RowStats]) {
+    let rows = x
+        .chunks(NARROW_GROUP * cols)
+        .zip(y.chunks_mut(NARROW_GROUP * cols))
+        .zip(stats.chunks_mut(NARROW_GROUP));
+    for ((x, y), stats) in rows {
+        let mut e = [[0.0f32; MAX_LANES]; NARROW_GROUP];
+        for ((x, e), st) in x.chunks_exact(cols).zip(&mut e).zip(stats.iter_mut()) {
+            // `f32::max` skips NaN (IEEE maxNum) and has no branch.
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            // Padding lanes hold the maximum: exp(0) = 1, ignored below. A
+            // −∞ pad would underflow, and every underflowing lane costs a
+            // microcode assist (~150 cycles) on x86.
+            let v = V::load_partial(x, max);
+            *e = math::exp_shifted(v, V::splat(max)).to_buf();
+            st.max = max;
+        }
+        for ((x, e), st) in x.chunks_exact(cols).zip(&e).zip(stats.iter_mut()) {
+            // A maximum's exponential is exactly 1 (NaN for a +∞ maximum):
+            // it adds e − 1 = 0 and is counted apart, so that tiny terms are
+            // not added to (and lost in) a 1, as in the wide path.
+            let (mut rest, mut extra_maxima) = (0.0f64, -1.0f64);
+            for (&e, &v) in e.iter().zip(x) {
+                let is_max = f64::from(u8::from(v == st.max));
+                extra_maxima += is_max;
+                rest += e as f64 - is_max;
+            }
+            st.rest = rest + extra_maxima;
+        }
+        for ((y, e), st) in y.chunks_exact_mut(cols).zip(&e).zip(stats.iter()) {
+            V::load(e).mul(V::splat(st.p_top())).store_partial(y);
         }
     }
 }

@@ -12,6 +12,10 @@
 //! 2. `load` and `store` slice their argument to exactly eight elements first
 //!    (a safe, bounds-checked slice that panics if too short), so the pointer
 //!    passed on is valid for the eight lanes read or written.
+//! 3. `load_partial` and `store_partial` enable only the lanes below the
+//!    slice's length (at most 8) in `vmaskmovps`, which neither reads,
+//!    writes nor faults on a disabled lane, so only elements of the slice are
+//!    accessed.
 //!
 //! Everything here is `#[inline(always)]` so that it is inlined into
 //! `run_avx2` and compiled with AVX2+FMA enabled.
@@ -45,6 +49,18 @@ unsafe fn run_avx2<K: SimdKernel>(kernel: K) -> K::Output {
     kernel.run::<Avx2>()
 }
 
+/// All ones in lanes `0..min(n, 8)`, zeros above.
+#[inline(always)]
+fn lanes_below(n: usize) -> __m256i {
+    // SAFETY: AVX2 is available (fact 1).
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n.min(8) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
 /// Eight f32 lanes in a `__m256`. Exists only inside `run_avx2`.
 #[derive(Clone, Copy)]
 struct Avx2(__m256);
@@ -70,6 +86,20 @@ impl Lanes for Avx2 {
         let s = &mut s[..8];
         // SAFETY: `s` has exactly 8 writable elements (fact 2); AVX (fact 1).
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn load_partial(s: &[f32], pad: f32) -> Self {
+        // SAFETY: only the lanes below min(len, 8) are enabled (fact 3).
+        Avx2(unsafe {
+            let mask = lanes_below(s.len());
+            let v = _mm256_maskload_ps(s.as_ptr(), mask);
+            _mm256_blendv_ps(_mm256_set1_ps(pad), v, _mm256_castsi256_ps(mask))
+        })
+    }
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32]) {
+        // SAFETY: only the lanes below min(len, 8) are enabled (fact 3).
+        unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), lanes_below(s.len()), self.0) }
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {

@@ -12,6 +12,10 @@
 //! 2. `load` and `store` slice their argument to exactly sixteen elements
 //!    first (a safe, bounds-checked slice that panics if too short), so the
 //!    pointer passed on is valid for the lanes read or written.
+//! 3. `load_partial` and `store_partial` mask off every lane at or past the
+//!    slice's length (at most 16 lanes are ever enabled), and a masked AVX-512
+//!    load or store neither reads, writes nor faults on a disabled lane, so
+//!    only elements of the slice are accessed.
 //!
 //! Everything here is `#[inline(always)]` so that it is inlined into
 //! `run_avx512` and compiled with AVX-512F enabled.
@@ -45,6 +49,12 @@ unsafe fn run_avx512<K: SimdKernel>(kernel: K) -> K::Output {
     kernel.run::<Avx512>()
 }
 
+/// The mask of lanes `0..min(n, 16)`.
+#[inline(always)]
+fn lanes_below(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
 /// Sixteen f32 lanes in a `__m512`. Exists only inside `run_avx512`.
 #[derive(Clone, Copy)]
 struct Avx512(__m512);
@@ -70,6 +80,18 @@ impl Lanes for Avx512 {
         let s = &mut s[..16];
         // SAFETY: `s` has exactly 16 writable elements (fact 2); AVX-512F.
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn load_partial(s: &[f32], pad: f32) -> Self {
+        let mask = lanes_below(s.len());
+        // SAFETY: only the first min(len, 16) lanes are enabled (fact 3).
+        Avx512(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(pad), mask, s.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32]) {
+        let mask = lanes_below(s.len());
+        // SAFETY: only the first min(len, 16) lanes are enabled (fact 3).
+        unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), mask, self.0) }
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
