@@ -392,7 +392,7 @@ impl Sequential {
     /// ```
     pub fn predict<'a>(&'a mut self, x: &'a Tensor) -> Result<&'a Tensor, Error> {
         self.ready_for_backward = false;
-        forward_all(&mut self.layers, x)
+        forward_all_inference(&mut self.layers, x)
     }
 
     /// Forward through every layer and the loss: the mean cross-entropy of
@@ -541,7 +541,10 @@ impl Sequential {
                 .data_mut()
                 .copy_from_slice(&x.data()[start * f..(start + rows) * f]);
             let l = &labels[start..start + rows];
-            loss += self.loss(&chunk, Labels::Index(l))? as f64 * rows as f64;
+            // No backward follows: nothing kept for one.
+            self.ready_for_backward = false;
+            let h = forward_all_inference(&mut self.layers, &chunk)?;
+            loss += self.loss.forward(h, Labels::Index(l))? as f64 * rows as f64;
             let probs = self.loss.probabilities().unwrap_or(&[]);
             let c = probs.len() / rows;
             for (row, &label) in probs.chunks_exact(c.max(1)).zip(l) {
@@ -778,6 +781,18 @@ impl Sequential {
         });
         out
     }
+}
+
+/// `x` through every layer for inference (nothing kept for a backward).
+fn forward_all_inference<'a>(
+    layers: &'a mut [Box<dyn Layer>],
+    x: &'a Tensor,
+) -> Result<&'a Tensor, Error> {
+    let mut h = x;
+    for layer in layers {
+        h = layer.forward_inference(h)?;
+    }
+    Ok(h)
 }
 
 /// `x` through every layer, each writing into its own buffer.

@@ -498,3 +498,84 @@ fn state_views_refuse_another_shape() {
         assert_eq!(dx.shape(), x.shape());
     }
 }
+
+/// `forward_inference` gives `forward_ref`'s output bit for bit and keeps
+/// nothing for a backward: a backward after it is `Error::State`, and a
+/// `forward_ref` after it makes backward work again.
+#[test]
+fn forward_inference_matches_forward_and_refuses_backward() {
+    use densegrad::{Convolution, LeakyRelu, Sigmoid, Tanh};
+    let cases: Vec<(Box<dyn Layer>, Tensor, Vec<usize>)> = vec![
+        (
+            Box::new(affine(4, 3)),
+            tensor(&[2, 4], (0..8).map(|v| v as f32 - 3.5).collect()),
+            vec![2, 3],
+        ),
+        (
+            Box::new(
+                Convolution::new(
+                    tensor(
+                        &[2, 1, 2, 2],
+                        vec![0.5, -1.0, 2.0, 0.25, 1.0, 1.0, -1.0, 0.0],
+                    ),
+                    Tensor::zeros(&[2]),
+                    1,
+                    0,
+                )
+                .unwrap(),
+            ),
+            tensor(
+                &[1, 1, 3, 3],
+                (0..9).map(|v| v as f32 * 0.5 - 2.0).collect(),
+            ),
+            vec![1, 2, 2, 2],
+        ),
+        (
+            Box::new(Relu::new()),
+            tensor(&[5], vec![-1.0, 0.0, 2.0, f32::NAN, -0.0]),
+            vec![5],
+        ),
+        (
+            Box::new(LeakyRelu::new(0.1).unwrap()),
+            tensor(&[3], vec![-1.0, 0.5, -0.0]),
+            vec![3],
+        ),
+        (
+            Box::new(Sigmoid::new()),
+            tensor(&[3], vec![-30.0, 0.0, 1e30]),
+            vec![3],
+        ),
+        (
+            Box::new(Tanh::new()),
+            tensor(&[3], vec![-0.3, 0.0, 9.5]),
+            vec![3],
+        ),
+    ];
+    for (mut layer, x, out) in cases {
+        let want: Vec<u32> = layer
+            .forward_ref(&x)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let got: Vec<u32> = layer
+            .forward_inference(&x)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(got, want, "{}", layer.name());
+        assert!(
+            matches!(
+                layer.backward_ref(&Tensor::zeros(&out)),
+                Err(Error::State { .. })
+            ),
+            "{}: backward after forward_inference",
+            layer.name()
+        );
+        layer.forward_ref(&x).unwrap();
+        layer.backward_ref(&Tensor::zeros(&out)).unwrap();
+    }
+}

@@ -260,8 +260,10 @@ fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usiz
     Ok((k, m))
 }
 
-impl Layer for Affine {
-    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+impl Affine {
+    /// The forward pass; `keep_input` keeps a copy of x (and so allows a
+    /// backward).
+    fn forward_inner(&mut self, x: &Tensor, keep_input: bool) -> Result<&Tensor, Error> {
         const OP: &str = "affine forward";
         // A refused forward leaves nothing for a backward to use (the
         // cache keeps its allocation).
@@ -292,7 +294,9 @@ impl Layer for Affine {
         }
         require_nonempty(OP, x)?;
 
-        store(&mut self.x, x.data());
+        if keep_input {
+            store(&mut self.x, x.data());
+        }
         if x.ndim() == 1 {
             self.out.resize_buffer(&[m]);
         } else {
@@ -315,8 +319,19 @@ impl Layer for Affine {
         cache.x_shape.clear();
         cache.x_shape.extend_from_slice(x.shape());
         (cache.n, cache.k, cache.m) = (n, k, m);
-        self.ready = true;
+        self.ready = keep_input;
         Ok(&self.out)
+    }
+}
+
+impl Layer for Affine {
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_inner(x, true)
+    }
+
+    /// Without the copy of x that backward's dW = Xᵀ·dY needs.
+    fn forward_inference(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_inner(x, false)
     }
 
     fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {

@@ -315,8 +315,10 @@ impl Convolution {
     }
 }
 
-impl Layer for Convolution {
-    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+impl Convolution {
+    /// The forward pass; `keep_input` keeps a copy of x (and so allows a
+    /// backward).
+    fn forward_inner(&mut self, x: &Tensor, keep_input: bool) -> Result<&Tensor, Error> {
         const OP: &str = "convolution forward";
         // A refused forward leaves nothing for a backward to use.
         self.cache = None;
@@ -351,14 +353,16 @@ impl Layer for Convolution {
         self.out
             .try_resize_buffer(OP, &[n, fnum, g.out_h(), g.out_w()])?;
         self.bufs.reserve(&g, fnum, false)?;
-        self.x.clear();
-        self.x.try_reserve(x.numel()).map_err(|_| {
-            Error::shape(
-                OP,
-                format!("keeping x {:?} needs more memory than exists", x.shape()),
-            )
-        })?;
-        self.x.extend_from_slice(x.data());
+        if keep_input {
+            self.x.clear();
+            self.x.try_reserve(x.numel()).map_err(|_| {
+                Error::shape(
+                    OP,
+                    format!("keeping x {:?} needs more memory than exists", x.shape()),
+                )
+            })?;
+            self.x.extend_from_slice(x.data());
+        }
         conv2d_forward(
             x.data(),
             n,
@@ -368,8 +372,21 @@ impl Layer for Convolution {
             self.out.data_mut(),
             &mut self.bufs,
         );
-        self.cache = Some(([n, c, h, w], g));
+        if keep_input {
+            self.cache = Some(([n, c, h, w], g));
+        }
         Ok(&self.out)
+    }
+}
+
+impl Layer for Convolution {
+    fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_inner(x, true)
+    }
+
+    /// Without the copy of x that backward's im2col needs.
+    fn forward_inference(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_inner(x, false)
     }
 
     fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {

@@ -72,6 +72,23 @@ pub trait Layer: Send + Sync + LayerClone {
     /// ones. `Err` before any forward.
     fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error>;
 
+    /// [`forward_ref`](Layer::forward_ref) when no backward will follow
+    /// (prediction, evaluation): the same output, but the layer keeps
+    /// nothing for a backward pass, so layers that would copy their input
+    /// (Affine, Convolution) or record a mask (ReLU) skip it. A `backward`
+    /// after it is an `Error::State`. The default is `forward_ref` itself.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    /// let mut fc = Affine::new(Tensor::new(&[1, 1], vec![2.0])?, Tensor::zeros(&[1]))?;
+    /// assert_eq!(fc.forward_inference(&Tensor::from_slice(&[3.0]))?.data(), &[6.0]);
+    /// assert!(fc.backward(Tensor::from_slice(&[1.0])).is_err());
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    fn forward_inference(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_ref(x)
+    }
+
     /// Like [`backward_ref`](Layer::backward_ref), but only the parameter
     /// gradients are needed (the first layer of a network, whose input is
     /// data): layers that can skip computing dX do (Affine saves a third of

@@ -144,6 +144,15 @@ impl<Op: PointwiseOp> Layer for Pointwise<Op> {
         Ok(&self.out)
     }
 
+    /// The output only: no sign bits or input copy kept.
+    fn forward_inference(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.ready = false;
+        require_nonempty(Op::FORWARD_OP, x)?;
+        self.out.resize_buffer(x.shape());
+        pointwise_forward(self.isa, self.op, x.data(), self.out.data_mut());
+        Ok(&self.out)
+    }
+
     /// A fresh output; for ops that keep only the sign or the input, written
     /// straight into the returned tensor (no copy).
     fn forward(&mut self, x: &Tensor) -> Result<Tensor, Error> {
