@@ -257,6 +257,22 @@ fn mlp_layers(sizes: &[usize]) -> Result<Vec<Box<dyn Layer>>, densegrad::Error> 
     Ok(layers)
 }
 
+/// The median time of one SGD step (lr 0.1) of `net` on `x` against `t`.
+fn sgd_steps(net: &mut Sequential, x: &Tensor, t: &[usize]) -> Bench {
+    let mut opt = Sgd::new(0.1);
+    let mut result = Ok(());
+    let time = median_time(|| {
+        let step = net
+            .loss(x, Labels::Index(t))
+            .and_then(|_| net.backward())
+            .and_then(|_| opt.step(net));
+        if result.is_ok() {
+            result = step;
+        }
+    });
+    result.map(|_| time)
+}
+
 fn w4(name: &str) -> Bench {
     let (sizes, batch) = mlp_sizes(name);
     let x = tensor(&[batch, sizes[0]], 8, 1.0)?;
@@ -265,18 +281,7 @@ fn w4(name: &str) -> Bench {
     for layer in mlp_layers(&sizes)? {
         net.push(layer);
     }
-    let mut opt = Sgd::new(0.1);
-    let mut result = Ok(());
-    let time = median_time(|| {
-        let step = net
-            .loss(&x, Labels::Index(&t))
-            .and_then(|_| net.backward())
-            .and_then(|_| opt.step(&mut net));
-        if result.is_ok() {
-            result = step;
-        }
-    });
-    result.map(|_| time)
+    sgd_steps(&mut net, &x, &t)
 }
 
 /// W4 large through boxed layers and the owned `forward` / `backward`.
@@ -362,18 +367,7 @@ fn w5() -> Bench {
         .with(Affine::with_init(4320, 100, std, 2)?)
         .with(Relu::new())
         .with(Affine::with_init(100, 10, std, 3)?);
-    let mut opt = Sgd::new(0.1);
-    let mut result = Ok(());
-    let time = median_time(|| {
-        let step = net
-            .loss(&x, Labels::Index(&t))
-            .and_then(|_| net.backward())
-            .and_then(|_| opt.step(&mut net));
-        if result.is_ok() {
-            result = step;
-        }
-    });
-    result.map(|_| time)
+    sgd_steps(&mut net, &x, &t)
 }
 
 fn run(workload: &str) -> Option<Bench> {

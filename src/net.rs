@@ -593,10 +593,7 @@ impl Sequential {
         let mut name = String::new();
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.visit_state(&mut |s| {
-                name.clear();
-                name.push_str(&i.to_string());
-                name.push('.');
-                name.push_str(s.name());
+                state_name(&mut name, i, s.name());
                 f(s.renamed(&name))
             });
         }
@@ -619,10 +616,7 @@ impl Sequential {
         let mut name = String::new();
         for (i, layer) in self.layers.iter().enumerate() {
             layer.visit_state_ref(&mut |n, t| {
-                name.clear();
-                name.push_str(&i.to_string());
-                name.push('.');
-                name.push_str(n);
+                state_name(&mut name, i, n);
                 f(&name, t)
             });
         }
@@ -781,6 +775,13 @@ impl Sequential {
         });
         out
     }
+}
+
+/// `"{layer}.{name}"` into `buf` (reused, as PyTorch's `state_dict` names).
+fn state_name(buf: &mut String, layer: usize, name: &str) {
+    use std::fmt::Write;
+    buf.clear();
+    let _ = write!(buf, "{layer}.{name}");
 }
 
 /// `x` through every layer for inference (nothing kept for a backward).

@@ -314,16 +314,10 @@ impl<Op: PointwiseOp> SimdKernel for ForwardSigns<'_, Op> {
     }
 }
 
-/// Where a backward reads its `kept` lanes from.
-#[derive(Clone, Copy)]
-enum Kept<'a> {
-    Values(&'a [f32]),
-    Signs(&'a [u8]),
-}
-
-struct Backward<'a, Op> {
+struct Backward<'a, Op, K> {
     op: Op,
-    kept: Kept<'a>,
+    /// The forward's values or sign bits ([`Values`] or [`Signs`]).
+    kept: K,
     /// The upstream gradient, or `None` to read it from `out` (in place).
     d: Option<&'a [f32]>,
     out: &'a mut [f32],
@@ -404,15 +398,12 @@ fn backward_lanes<V: Lanes, Op: PointwiseOp>(
     }
 }
 
-impl<Op: PointwiseOp> SimdKernel for Backward<'_, Op> {
+impl<Op: PointwiseOp, K: KeptLanes> SimdKernel for Backward<'_, Op, K> {
     type Output = ();
     #[inline(always)]
     fn run<V: Lanes>(self) {
         let Backward { op, kept, d, out } = self;
-        match kept {
-            Kept::Values(k) => backward_lanes::<V, Op>(op, &Values(k), d, out),
-            Kept::Signs(s) => backward_lanes::<V, Op>(op, &Signs(s), d, out),
-        }
+        backward_lanes::<V, Op>(op, &kept, d, out)
     }
 }
 
@@ -520,7 +511,7 @@ pub fn pointwise_backward<Op: PointwiseOp>(
         Op::NAME
     );
     for_row_blocks(dx.len(), 1, dx, |r, out| {
-        let (kept, d) = (Kept::Values(&kept[r.clone()]), d.map(|d| &d[r]));
+        let (kept, d) = (Values(&kept[r.clone()]), d.map(|d| &d[r]));
         dispatch(isa, Backward { op, kept, d, out })
     });
 }
@@ -557,7 +548,7 @@ pub fn pointwise_backward_signs<Op: PointwiseOp>(
     // PAR_CHUNK_ELEMS, a multiple of 8: each starts on a byte of `signs`.
     for_row_blocks(dx.len(), 1, dx, |r, out| {
         let s = sign_bytes(r.start)..sign_bytes(r.end);
-        let (kept, d) = (Kept::Signs(&signs[s]), d.map(|d| &d[r]));
+        let (kept, d) = (Signs(&signs[s]), d.map(|d| &d[r]));
         dispatch(isa, Backward { op, kept, d, out })
     });
 }

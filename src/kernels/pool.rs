@@ -191,14 +191,12 @@ fn forward_plane_2x2_simd<V: Lanes>(
         let (dl, dr) = V::deinterleave(V::load(&vi[2 * k0..]), V::load(&vi[2 * k0 + V::N..]));
         // Ties: the right column wins only from a lower row (b over c).
         let (strict, loose, prefer_right) = (l.lt(r), l.le(r), dr.lt(dl));
-        let pick = |a: V, b: V| {
-            V::select(
-                prefer_right,
-                V::select(loose, a, b),
-                V::select(strict, a, b),
-            )
-        };
-        let (m, right, down) = (pick(r, l), pick(one, zero), pick(dr, dl));
+        let masks = (prefer_right, loose, strict);
+        let (m, right, down) = (
+            pick_column(masks, r, l),
+            pick_column(masks, one, zero),
+            pick_column(masks, dr, dl),
+        );
         let number = r.eq(r);
         V::select(number, m, r).store(&mut y[k0..]);
         V::select(number, right, one).store(&mut rights);
@@ -216,6 +214,23 @@ fn forward_plane_2x2_simd<V: Lanes>(
         }
         k = k0 + V::N;
     }
+}
+
+/// The right column's `a` or the left's `b` of a 2-wide window, by the
+/// tie rule of [`forward_plane_2x2_simd`]'s masks `(prefer_right, loose, strict)`. A
+/// function, not a closure: a closure may stay out of line, outside the
+/// instruction set's `#[target_feature]` function.
+#[inline(always)]
+fn pick_column<V: Lanes>(
+    (prefer_right, loose, strict): (V::Mask, V::Mask, V::Mask),
+    a: V,
+    b: V,
+) -> V {
+    V::select(
+        prefer_right,
+        V::select(loose, a, b),
+        V::select(strict, a, b),
+    )
 }
 
 /// The input rows (or columns) under window position `o`: `o·s − pad ..

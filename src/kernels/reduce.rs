@@ -34,8 +34,11 @@ impl SimdKernel for ColSums<'_> {
             for (r, o) in (&mut rs).zip(&mut os) {
                 V::load(o).add(V::load(r)).store(o);
             }
-            for (o, &r) in os.into_remainder().iter_mut().zip(rs.remainder()) {
-                *o += r;
+            let (r, o) = (rs.remainder(), os.into_remainder());
+            if !r.is_empty() {
+                V::load_partial(o, 0.0)
+                    .add(V::load_partial(r, 0.0))
+                    .store_partial(o);
             }
         }
     }

@@ -122,17 +122,17 @@ impl RowStats {
 fn row_max<V: Lanes>(x: &[f32]) -> f32 {
     let mut acc = V::splat(f32::NEG_INFINITY);
     let mut chunks = x.chunks_exact(V::N);
+    // `acc < v` is false for a NaN v, which is so skipped; −∞ pads never win.
     for c in &mut chunks {
         let v = V::load(c);
-        // `acc < v` is false for a NaN v, which is so skipped.
+        acc = V::select(acc.lt(v), v, acc);
+    }
+    if !chunks.remainder().is_empty() {
+        let v = V::load_partial(chunks.remainder(), f32::NEG_INFINITY);
         acc = V::select(acc.lt(v), v, acc);
     }
     let mut m = f32::NEG_INFINITY;
-    for v in acc.to_buf()[..V::N]
-        .iter()
-        .chain(chunks.remainder())
-        .copied()
-    {
+    for v in acc.to_buf()[..V::N].iter().copied() {
         if m < v {
             m = v;
         }
@@ -217,8 +217,9 @@ fn scale_row<V: Lanes>(y: &mut [f32], s: f32) {
     for y in &mut ys {
         V::load(y).mul(sv).store(y);
     }
-    for y in ys.into_remainder() {
-        *y *= s;
+    let y = ys.into_remainder();
+    if !y.is_empty() {
+        V::load_partial(y, 0.0).mul(sv).store_partial(y);
     }
 }
 
@@ -519,8 +520,9 @@ impl SimdKernel for IndexBackwardBlock<'_> {
             for (y, d) in (&mut ys).zip(&mut ds) {
                 V::load(y).mul(s).store(d);
             }
-            for (d, &y) in ds.into_remainder().iter_mut().zip(ys.remainder()) {
-                *d = y * self.scale;
+            let (yr, dr) = (ys.remainder(), ds.into_remainder());
+            if !yr.is_empty() {
+                V::load_partial(yr, 0.0).mul(s).store_partial(dr);
             }
             dx[label] = y_minus_one(y[label], st) * self.scale;
         }
@@ -579,27 +581,23 @@ impl SimdKernel for DenseBackwardBlock<'_> {
                 V::splat(top.1),
                 V::splat(self.scale),
             );
+            // A function, not a closure: a closure may stay out of line,
+            // outside the instruction set's #[target_feature] function.
+            #[inline(always)]
+            fn grad<V: Lanes>(yv: V, tt: V, [tv, p_top, q, s]: [V; 4]) -> V {
+                let top_g = tv.sub(tt).sub(tv.mul(q));
+                V::select(yv.eq(p_top), top_g, yv.mul(tv).sub(tt)).mul(s)
+            }
+            let c = [tv, p_top, q, s];
             let mut ys = y.chunks_exact(V::N);
             let mut ts = t.chunks_exact(V::N);
             let mut ds = dx.chunks_exact_mut(V::N);
             for ((y, t), d) in (&mut ys).zip(&mut ts).zip(&mut ds) {
-                let (yv, tt) = (V::load(y), V::load(t));
-                let top_g = tv.sub(tt).sub(tv.mul(q));
-                let g = V::select(yv.eq(p_top), top_g, yv.mul(tv).sub(tt));
-                g.mul(s).store(d);
+                grad(V::load(y), V::load(t), c).store(d);
             }
-            let rest = ys
-                .remainder()
-                .iter()
-                .zip(ts.remainder())
-                .zip(ds.into_remainder());
-            for ((&y, &t), d) in rest {
-                let g = if y == top.0 {
-                    (t_sum - t) - t_sum * top.1
-                } else {
-                    y * t_sum - t
-                };
-                *d = g * self.scale;
+            let (yr, tr, dr) = (ys.remainder(), ts.remainder(), ds.into_remainder());
+            if !yr.is_empty() {
+                grad(V::load_partial(yr, 0.0), V::load_partial(tr, 0.0), c).store_partial(dr);
             }
         }
     }
