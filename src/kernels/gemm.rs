@@ -240,6 +240,17 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         }
         return;
     }
+    if a.col_stride == 1
+        && b.col_stride == 1
+        && a.row_stride >= k
+        && b.row_stride >= n
+        && super::gemm_direct::suits(m, k, n)
+    {
+        let (rsa, rsb) = (a.row_stride, b.row_stride);
+        return super::gemm_direct::gemm_direct(
+            m, k, n, alpha, a.data, rsa, b.data, rsb, beta, c, n,
+        );
+    }
     // SAFETY: C has exactly m·n elements (checked above), addressed with row
     // stride n and column stride 1, and is a `&mut` borrow, so it overlaps
     // neither A nor B and nothing else writes it during the call.
@@ -552,6 +563,93 @@ mod tests {
             0.0,
             &mut c,
         );
+    }
+
+    /// matrixmultiply's sgemm on row-major operands, bypassing the direct path.
+    fn matrixmultiply_product(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+        assert_eq!(c.len(), a.rows * b.cols);
+        // SAFETY: C has exactly a.rows·b.cols elements, row stride b.cols,
+        // and is a unique borrow.
+        unsafe { sgemm_into(alpha, a, b, beta, c.as_mut_ptr(), b.cols) }
+    }
+
+    /// The direct (no packing) path against matrixmultiply: bitwise the same
+    /// on AVX-512 (the same FMAs in the same order, the same KC blocks), for
+    /// row counts that are and are not multiples of its 12-row tile, widths
+    /// of one and two vectors with tails, k across several KC blocks,
+    /// α ≠ 1, β = 0 over NaN and β ≠ 0. On other instruction sets (FMA or
+    /// not) it is checked against f64.
+    #[test]
+    fn direct_products_are_bitwise_matrixmultiply() {
+        use crate::kernels::gemm_direct::{gemm_direct, suits, KC};
+        use crate::kernels::simd::Isa;
+        let bitwise = Isa::avx512() == Some(Isa::best());
+        assert_eq!(
+            suits(100, 784, 50),
+            bitwise,
+            "W4 small's forward takes the direct path"
+        );
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (12, 300, 32),
+            (13, KC + 1, 50),
+            (100, 784, 50),
+            (25, 3 * KC, 10),
+            (7, 1, 17),
+            (100, 50, 10),
+            (24, 40, 64),
+            (5, 600, 48),
+        ] {
+            let a_data = values(m * (k + 3), 1);
+            let b_data = values(k * (n + 2), 2);
+            // Row strides longer than the rows: views inside wider buffers.
+            let a = MatRef::new(&a_data, m, k, k + 3, 1);
+            let b = MatRef::new(&b_data, k, n, n + 2, 1);
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, 0.3)] {
+                let c0: Vec<f32> = if beta == 0.0 {
+                    vec![f32::NAN; m * n]
+                } else {
+                    values(m * n, 3)
+                };
+                let mut want = c0.clone();
+                matrixmultiply_product(alpha, a, b, beta, &mut want);
+                let mut got = c0.clone();
+                gemm_direct(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    &a_data,
+                    k + 3,
+                    &b_data,
+                    n + 2,
+                    beta,
+                    &mut got,
+                    n,
+                );
+                let mut via_gemm = c0.clone();
+                gemm(alpha, a, b, beta, &mut via_gemm);
+                let exact = naive(a, b);
+                for (i, ((g, w), v)) in got.iter().zip(&want).zip(&via_gemm).enumerate() {
+                    let e = alpha as f64 * exact[i]
+                        + beta as f64 * (if beta == 0.0 { 0.0 } else { c0[i] as f64 });
+                    assert!(!g.is_nan(), "{m}x{k}x{n}: NaN at {i}");
+                    assert!(
+                        (*g as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()) * (k as f64).sqrt(),
+                        "{m}x{k}x{n} at {i}: {g} vs {e}"
+                    );
+                    if bitwise {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "{m}x{k}x{n} α={alpha} β={beta} at {i}"
+                        );
+                        assert_eq!(v.to_bits(), w.to_bits(), "{m}x{k}x{n} through gemm at {i}");
+                    }
+                }
+            }
+        }
     }
 
     /// Cut by columns (m ≤ n) or by rows (m > n), with edges that cut no

@@ -19,7 +19,8 @@
 //! - [`optim`]: the optimizers' update rules, each written once on lanes.
 //! - [`window`], [`conv`], [`pool`]: 2-D window geometry, convolution as
 //!   im2col + sgemm (forward and backward), and max pooling.
-//! - [`gemm`]: a checked `sgemm` wrapper.
+//! - [`gemm`]: a checked `sgemm` wrapper; [`gemm_direct`]: small products
+//!   without packing, bitwise the same.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA or AVX-512.
 //! - [`parallel`]: splitting across rayon threads on fixed boundaries;
@@ -41,6 +42,7 @@
 pub mod activation;
 pub mod conv;
 pub mod gemm;
+pub mod gemm_direct;
 pub mod optim;
 pub mod parallel;
 pub mod pool;

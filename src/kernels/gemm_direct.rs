@@ -1,0 +1,285 @@
+//! Small products straight from their row-major operands, with no packing.
+//!
+//! matrixmultiply packs both operands of every product into its own layout
+//! first. For a product whose B is small (W4 small's `x·W`, 100×784 · 784×50)
+//! that packing costs as much as the arithmetic: the forward product takes
+//! 95 µs through matrixmultiply and 68 µs here (BENCHMARKS.md, "Small products
+//! without packing").
+//!
+//! The kernel is written once on [`Lanes`] and used on AVX-512 only, where it
+//! is measured: a tile of R ≤ 12 rows × 2 vectors (32 columns), each row's
+//! element of A broadcast against two vectors of a row of B, summed with FMA
+//! in `l` order in blocks of [`KC`], and each block folded into C as
+//! `α·acc + β·C` (β on the first block, 1 after). That is the same sequence of
+//! IEEE operations as matrixmultiply's AVX-512 kernel (KC = 256, fused
+//! multiply-add), so the result is bitwise the same as [`gemm`]'s other path
+//! (`gemm::tests::direct_products_are_bitwise_matrixmultiply`).
+//!
+//! ```
+//! use densegrad::kernels::gemm::{gemm, MatRef};
+//! // A 3×2 · 2×2 product: small enough for this path on AVX-512.
+//! let a = MatRef::row_major(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 2);
+//! let b = MatRef::row_major(&[1.0, 0.0, 0.0, 1.0], 2, 2);
+//! let mut c = [0.0; 6];
+//! gemm(1.0, a, b, 0.0, &mut c);
+//! assert_eq!(c, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+//! ```
+//!
+//! [`gemm`]: crate::kernels::gemm::gemm
+
+use super::simd::{dispatch, Isa, Lanes, SimdKernel};
+
+/// Products are summed in blocks of this many `l` and folded into C after
+/// each, as matrixmultiply's sgemm does (its `KC`), so the bits agree.
+pub const KC: usize = 256;
+
+/// Rows per tile: 12 rows × 2 vectors is 24 accumulators, which with the two
+/// B vectors and a broadcast fill AVX-512's 32 registers.
+const MR: usize = 12;
+
+/// Whether [`gemm_direct`] is the faster way to compute an m×k · k×n product
+/// whose A and B have column stride 1, on the instruction set in use.
+///
+/// Measured against matrixmultiply on AVX-512 (BENCHMARKS.md): faster when
+/// B fits in L2 (k·n ≤ 256K, n ≤ 512) and the last 32-column tile is more
+/// than half full (matrixmultiply's tiles are 16 wide); slower for large B,
+/// whose rows then evict each other from L1.
+///
+/// ```
+/// # use densegrad::kernels::gemm_direct::suits;
+/// assert!(!suits(256, 1024, 1024)); // W1's products: B is 4 MiB
+/// ```
+pub fn suits(m: usize, k: usize, n: usize) -> bool {
+    let tail = n % 32;
+    m > 0
+        && k > 0
+        && n > 0
+        && n <= 512
+        && k.saturating_mul(n) <= 1 << 18
+        && (n < 16 || tail == 0 || tail > 16)
+        && Isa::avx512().is_some_and(|isa| isa == Isa::best())
+}
+
+/// `C = α·A·B + β·C` for row-major A (m×k, row stride `rsa`), row-major B
+/// (k×n, row stride `rsb`) and row-major C (m×n, row stride `rsc`), on
+/// [`Isa::best`]. With β = 0, C is written without being read.
+///
+/// # Panics
+/// If a row stride is shorter than its row, or a slice is too short for
+/// its matrix.
+///
+/// ```
+/// # use densegrad::kernels::gemm_direct::gemm_direct;
+/// let a = [1.0, 2.0]; // 1×2
+/// let b = [3.0, 4.0]; // 2×1
+/// let mut c = [f32::NAN]; // β = 0 never reads it
+/// gemm_direct(1, 2, 1, 1.0, &a, 2, &b, 1, 0.0, &mut c, 1);
+/// assert_eq!(c, [11.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_direct(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    b: &[f32],
+    rsb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // The empty product: C = β·C, or 0 without reading C.
+        for row in c.chunks_mut(rsc.max(1)).take(m) {
+            let row = &mut row[..n];
+            if beta == 0.0 {
+                row.fill(0.0);
+            } else {
+                row.iter_mut().for_each(|v| *v *= beta);
+            }
+        }
+        return;
+    }
+    let fits = |len: usize, rows: usize, cols: usize, stride: usize| {
+        stride >= cols
+            && (rows - 1)
+                .checked_mul(stride)
+                .and_then(|s| s.checked_add(cols))
+                .is_some_and(|end| end <= len)
+    };
+    assert!(
+        fits(a.len(), m, k, rsa) && fits(b.len(), k, n, rsb) && fits(c.len(), m, n, rsc),
+        "gemm_direct: a {m}x{k} · {k}x{n} product does not fit its slices"
+    );
+    dispatch(
+        Isa::best(),
+        Direct {
+            m,
+            k,
+            n,
+            alpha,
+            a,
+            rsa,
+            b,
+            rsb,
+            beta,
+            c,
+            rsc,
+        },
+    );
+}
+
+struct Direct<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &'a [f32],
+    rsa: usize,
+    b: &'a [f32],
+    rsb: usize,
+    beta: f32,
+    c: &'a mut [f32],
+    rsc: usize,
+}
+
+impl SimdKernel for Direct<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let w2 = 2 * V::N;
+        for j0 in (0..self.n).step_by(w2) {
+            let w = w2.min(self.n - j0);
+            let mut i0 = 0;
+            while i0 < self.m {
+                let rows = MR.min(self.m - i0);
+                let t = Tile {
+                    k: self.k,
+                    w,
+                    alpha: self.alpha,
+                    beta: self.beta,
+                    a: &self.a[i0 * self.rsa..],
+                    rsa: self.rsa,
+                    b: &self.b[j0.min(self.b.len())..],
+                    rsb: self.rsb,
+                    rsc: self.rsc,
+                };
+                let c = &mut self.c[i0 * self.rsc + j0..];
+                match (rows, w > V::N) {
+                    (12, true) => t.run::<V, 12, true>(c),
+                    (12, false) => t.run::<V, 12, false>(c),
+                    (r, two) => t.run_rows::<V>(r, two, c),
+                }
+                i0 += rows;
+            }
+        }
+    }
+}
+
+/// One column block of `w ≤ 2·N` columns and up to [`MR`] rows.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    k: usize,
+    w: usize,
+    alpha: f32,
+    beta: f32,
+    a: &'a [f32],
+    rsa: usize,
+    b: &'a [f32],
+    rsb: usize,
+    rsc: usize,
+}
+
+impl Tile<'_> {
+    /// The tile for a row count known only at run time (the last rows).
+    #[inline(always)]
+    fn run_rows<V: Lanes>(self, rows: usize, two: bool, c: &mut [f32]) {
+        macro_rules! by_rows {
+            ($($r:literal)*) => {
+                match (rows, two) {
+                    $(($r, true) => self.run::<V, $r, true>(c),
+                      ($r, false) => self.run::<V, $r, false>(c),)*
+                    _ => unreachable!("1..=12 rows"),
+                }
+            };
+        }
+        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    /// `R` rows; `TWO`: whether the tile is wider than one vector.
+    // `l` indexes R row slices of A and a row of B at once: an index loop is
+    // the register tile's shape, not a missed iterator.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn run<V: Lanes, const R: usize, const TWO: bool>(self, c: &mut [f32]) {
+        let (n0, n1) = if TWO {
+            (V::N, self.w - V::N)
+        } else {
+            (self.w, 0)
+        };
+        let alpha = V::splat(self.alpha);
+        let mut l0 = 0;
+        while l0 < self.k {
+            let kc = KC.min(self.k - l0);
+            let mut acc0 = [V::splat(0.0); R];
+            let mut acc1 = [V::splat(0.0); R];
+            let rows: [&[f32]; R] = std::array::from_fn(|i| &self.a[i * self.rsa + l0..][..kc]);
+            for l in 0..kc {
+                let brow = &self.b[(l0 + l) * self.rsb..][..self.w];
+                let b0 = load(&brow[..n0]);
+                let b1 = if TWO {
+                    load(&brow[V::N..])
+                } else {
+                    V::splat(0.0)
+                };
+                for i in 0..R {
+                    let av = V::splat(rows[i][l]);
+                    acc0[i] = av.mul_add(b0, acc0[i]);
+                    if TWO {
+                        acc1[i] = av.mul_add(b1, acc1[i]);
+                    }
+                }
+            }
+            let beta = if l0 == 0 { self.beta } else { 1.0 };
+            for i in 0..R {
+                let crow = &mut c[i * self.rsc..][..self.w];
+                fold(alpha, acc0[i], beta, &mut crow[..n0]);
+                if TWO {
+                    fold(alpha, acc1[i], beta, &mut crow[V::N..V::N + n1]);
+                }
+            }
+            l0 += kc;
+        }
+    }
+}
+
+/// `s.len() ≤ N` elements as a vector (the rest 0).
+#[inline(always)]
+fn load<V: Lanes>(s: &[f32]) -> V {
+    if s.len() == V::N {
+        V::load(s)
+    } else {
+        V::load_partial(s, 0.0)
+    }
+}
+
+/// `c = α·acc + β·c` on `c.len() ≤ N` elements, as matrixmultiply's
+/// epilogue: `α·acc` alone when β = 0 (C not read), else one FMA onto `β·c`.
+#[inline(always)]
+fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
+    let v = if beta == 0.0 {
+        alpha.mul(acc)
+    } else {
+        alpha.mul_add(acc, load::<V>(c).mul(V::splat(beta)))
+    };
+    if c.len() == V::N {
+        v.store(c)
+    } else {
+        v.store_partial(c)
+    }
+}
