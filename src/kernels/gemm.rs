@@ -200,6 +200,11 @@ impl<'a> MatRef<'a> {
 
 /// `C = alpha·A·B + beta·C`, with C an m×n row-major slice.
 ///
+/// Small products with row-major A and B go through
+/// [`gemm_direct`](super::gemm_direct) (no packing) where
+/// [`suits`](super::gemm_direct::suits) says it is faster; the result is
+/// bitwise the same as matrixmultiply's, so the choice never shows.
+///
 /// `beta == 0` overwrites C without reading it (so NaNs already in C do not
 /// leak into the result). When k = 0 the product is empty and C becomes
 /// `beta·C`.
