@@ -116,60 +116,47 @@ pub fn gemm_direct(
         fits(a.len(), m, k, rsa) && fits(b.len(), k, n, rsb) && fits(c.len(), m, n, rsc),
         "gemm_direct: a {m}x{k} · {k}x{n} product does not fit its slices"
     );
-    dispatch(
-        Isa::best(),
-        Direct {
-            m,
-            k,
-            n,
-            alpha,
-            a,
-            rsa,
-            b,
-            rsb,
-            beta,
-            c,
-            rsc,
-        },
-    );
+    let tile = Tile {
+        k,
+        w: 0,
+        alpha,
+        beta,
+        a,
+        rsa,
+        b,
+        rsb,
+        rsc,
+    };
+    dispatch(Isa::best(), Direct { m, n, c, tile });
 }
 
+/// The whole product: C cut into tiles of [`MR`] rows and two vectors.
 struct Direct<'a> {
     m: usize,
-    k: usize,
     n: usize,
-    alpha: f32,
-    a: &'a [f32],
-    rsa: usize,
-    b: &'a [f32],
-    rsb: usize,
-    beta: f32,
     c: &'a mut [f32],
-    rsc: usize,
+    /// Everything a tile needs but its width and where it starts.
+    tile: Tile<'a>,
 }
 
 impl SimdKernel for Direct<'_> {
     type Output = ();
     #[inline(always)]
     fn run<V: Lanes>(self) {
+        let Direct { m, n, c, tile } = self;
         let w2 = 2 * V::N;
-        for j0 in (0..self.n).step_by(w2) {
-            let w = w2.min(self.n - j0);
+        for j0 in (0..n).step_by(w2) {
+            let w = w2.min(n - j0);
             let mut i0 = 0;
-            while i0 < self.m {
-                let rows = MR.min(self.m - i0);
+            while i0 < m {
+                let rows = MR.min(m - i0);
                 let t = Tile {
-                    k: self.k,
                     w,
-                    alpha: self.alpha,
-                    beta: self.beta,
-                    a: &self.a[i0 * self.rsa..],
-                    rsa: self.rsa,
-                    b: &self.b[j0.min(self.b.len())..],
-                    rsb: self.rsb,
-                    rsc: self.rsc,
+                    a: &tile.a[i0 * tile.rsa..],
+                    b: &tile.b[j0..],
+                    ..tile
                 };
-                let c = &mut self.c[i0 * self.rsc + j0..];
+                let c = &mut c[i0 * tile.rsc + j0..];
                 match (rows, w > V::N) {
                     (12, true) => t.run::<V, 12, true>(c),
                     (12, false) => t.run::<V, 12, false>(c),
