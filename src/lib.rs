@@ -69,6 +69,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod batch_chunks;
 #[cfg(feature = "safetensors")]
 mod checkpoint;
 #[cfg(feature = "idx")]

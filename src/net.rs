@@ -1,5 +1,6 @@
 //! `Sequential`: a stack of layers ending in softmax cross-entropy.
 
+use crate::batch_chunks::{set_row_split, split_row, BatchChunks};
 #[cfg(feature = "rand")]
 use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
 use crate::{Error, Labels, Layer, Param, SoftmaxWithLoss, StateMut, Tensor};
@@ -74,6 +75,8 @@ pub struct Sequential {
     training: bool,
     loss: SoftmaxWithLoss,
     ready_for_backward: bool,
+    /// The replica and buffers of a step cut into batch chunks.
+    chunks: BatchChunks,
 }
 
 /// The layers in order, by [`Layer::name`], each with the shapes of its
@@ -128,6 +131,7 @@ impl Sequential {
             training: true,
             loss: SoftmaxWithLoss::new(),
             ready_for_backward: false,
+            chunks: BatchChunks::default(),
         }
     }
 
@@ -156,6 +160,7 @@ impl Sequential {
     /// assert_eq!(net.len(), 1);
     /// ```
     pub fn push(&mut self, layer: Box<dyn Layer>) {
+        self.chunks.invalidate();
         self.layers.push(layer);
         self.frozen.push(false);
     }
@@ -246,6 +251,9 @@ impl Sequential {
     /// ```
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
         self.ready_for_backward = false;
+        self.chunks.invalidate();
+        // A layer used on its own again sums over its whole batch.
+        set_row_split(&mut self.layers, None);
         &mut self.layers
     }
 
@@ -360,6 +368,7 @@ impl Sequential {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn set_training(&mut self, training: bool) {
+        self.chunks.invalidate();
         self.training = training;
         for l in &mut self.layers {
             l.set_training(training);
@@ -399,6 +408,24 @@ impl Sequential {
     /// `x` against `t`, remembering what [`backward`](Sequential::backward)
     /// needs.
     ///
+    /// **Batch chunks.** A network of the crate's Affine layers and
+    /// pointwise activations whose products are each below
+    /// [`GEMM_PAR_MIN_FLOPS`](crate::kernels::gemm::GEMM_PAR_MIN_FLOPS), on
+    /// a 2-D batch of at least 96 rows, is a *small step*: too small for
+    /// its products to be split across threads. When rayon has more than
+    /// one thread, `loss` and `backward` cut such a batch into two chunks
+    /// of rows (at `⌈N/2⌉`) and run them side by side, the second on a copy
+    /// of the layers (cloned once, kept until
+    /// [`layers_mut`](Sequential::layers_mut), [`push`](Sequential::push)
+    /// or [`set_training`](Sequential::set_training), and given the current
+    /// parameters at every step), then add the chunks' parameter gradients.
+    /// On one thread the batch runs whole, with its sums over rows (the
+    /// loss, dW and db) taken over the same two parts and then added, so
+    /// the bits are the same at any thread count. While the second chunk's
+    /// core keeps being taken by another process, steps run whole for a
+    /// while (the same bits, at one core's speed). A chunked step allocates
+    /// rayon's few job boxes besides matrixmultiply's packing buffers.
+    ///
     /// ```
     /// # #[cfg(feature = "rand")] {
     /// # use densegrad::{Activation, Init, Labels, Sequential, Tensor};
@@ -410,8 +437,25 @@ impl Sequential {
     /// ```
     pub fn loss(&mut self, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
         self.ready_for_backward = false;
+        self.chunks.deactivate();
+        let split = split_row(&mut self.layers, x, t);
+        let chunked = split.filter(|_| rayon::current_num_threads() > 1 && self.chunks.take_turn());
+        if let Some(s) = chunked {
+            if let Ok(l) = self.chunks.loss(&mut self.layers, &mut self.loss, x, t, s) {
+                self.ready_for_backward = true;
+                return Ok(l);
+            }
+            // A chunk refused its rows: the whole batch reports the error,
+            // in its own shapes.
+            self.chunks.deactivate();
+        }
+        // Whole, with the batch's sums cut where the chunks would cut them.
+        set_row_split(&mut self.layers, split);
         let h = forward_all(&mut self.layers, x)?;
-        let l = self.loss.forward(h, t)?;
+        let l = match split {
+            Some(s) => self.loss.forward_split(h, t, s)?,
+            None => self.loss.forward(h, t)?,
+        };
         self.ready_for_backward = true;
         Ok(l)
     }
@@ -435,15 +479,11 @@ impl Sequential {
                 "backward needs a loss() call first",
             ));
         }
-        let mut g = self.loss.backward_ref(1.0)?;
-        // The first layer's input is data: its gradient is never needed.
-        if let Some((first, rest)) = self.layers.split_first_mut() {
-            for layer in rest.iter_mut().rev() {
-                g = layer.backward_ref(g)?;
-            }
-            first.backward_params_only(g)?;
+        if self.chunks.active() {
+            return self.chunks.backward(&mut self.layers, &mut self.loss);
         }
-        Ok(())
+        let g = self.loss.backward_ref(1.0)?;
+        backward_all(&mut self.layers, g)
     }
 
     /// The fraction of rows of `x` whose largest logit is at its label, in
@@ -797,12 +837,31 @@ fn forward_all_inference<'a>(
 }
 
 /// `x` through every layer, each writing into its own buffer.
-fn forward_all<'a>(layers: &'a mut [Box<dyn Layer>], x: &'a Tensor) -> Result<&'a Tensor, Error> {
+pub(crate) fn forward_all<'a>(
+    layers: &'a mut [Box<dyn Layer>],
+    x: &'a Tensor,
+) -> Result<&'a Tensor, Error> {
     let mut h = x;
     for layer in layers {
         h = layer.forward_ref(h)?;
     }
     Ok(h)
+}
+
+/// The loss gradient `g` back through every layer, leaving each layer's
+/// parameter gradients in it.
+pub(crate) fn backward_all<'a>(
+    layers: &'a mut [Box<dyn Layer>],
+    mut g: &'a Tensor,
+) -> Result<(), Error> {
+    // The first layer's input is data: its gradient is never needed.
+    if let Some((first, rest)) = layers.split_first_mut() {
+        for layer in rest.iter_mut().rev() {
+            g = layer.backward_ref(g)?;
+        }
+        first.backward_params_only(g)?;
+    }
+    Ok(())
 }
 
 /// The index of the largest element (the first of equals), `None` if any is

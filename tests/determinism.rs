@@ -2,9 +2,11 @@
 //!
 //! Every kernel that splits work does so by output (rows of Y, dX and dW,
 //! blocks of columns of db, chunks of elementwise output, blocks of softmax
-//! rows), never by summing partial results from different threads. This
-//! test runs shapes large enough to cross every parallel threshold in pools
-//! of 1, 2, 3 and 4 threads and compares the bits.
+//! rows), or into chunks fixed by the shapes whose partial sums are added in
+//! a fixed order (the convolution's samples, a small `Sequential` step's
+//! two batch chunks). This test runs shapes large enough to cross every
+//! parallel threshold in pools of 1, 2, 3 and 4 threads and compares the
+//! bits.
 
 use densegrad::{
     Affine, Convolution, Labels, Layer, Pooling, Relu, Sigmoid, SoftmaxWithLoss, Tensor,
@@ -99,19 +101,86 @@ fn run_all() -> Vec<Vec<u32>> {
     out
 }
 
-#[test]
-fn outputs_are_bitwise_identical_for_1_to_4_threads() {
+/// `run` in pools of 1, 2, 3 and 4 threads: every output the same bits.
+fn assert_same_bits_at_1_to_4_threads(run: fn() -> Vec<Vec<u32>>) {
     let pool = |t| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build()
             .unwrap()
     };
-    let reference = pool(1).install(run_all);
+    let reference = pool(1).install(run);
     for threads in 2..=4 {
-        let got = pool(threads).install(run_all);
+        let got = pool(threads).install(run);
+        assert_eq!(reference.len(), got.len());
         for (i, (a, b)) in reference.iter().zip(&got).enumerate() {
             assert!(a == b, "output {i} differs between 1 and {threads} threads");
         }
     }
+}
+
+#[test]
+fn outputs_are_bitwise_identical_for_1_to_4_threads() {
+    assert_same_bits_at_1_to_4_threads(run_all);
+}
+
+/// Three SGD steps of small networks (784-50-10 at batch 100, 100-20-10 at
+/// batch 1000): small enough that `Sequential` cuts the batch into two
+/// chunks run side by side (or, on one thread, takes its sums over the same
+/// two parts). Halves of 50 and 500 rows: Affine folds dW's second part
+/// into the first in the product up to 64 rows, and adds a separate product
+/// beyond (500 rows are two of matrixmultiply's 256-deep blocks). Loss and
+/// final parameters as bits, for index and one-hot labels.
+fn train_small_mlp() -> Vec<Vec<u32>> {
+    let mut out = train_small_mlp_at(100, [784, 50, 10]);
+    out.extend(train_small_mlp_at(1000, [100, 20, 10]));
+    out
+}
+
+fn train_small_mlp_at(n: usize, sizes: [usize; 3]) -> Vec<Vec<u32>> {
+    use densegrad::optim::{Optimizer, Sgd};
+    use densegrad::Sequential;
+    let k = sizes[0];
+    let x = Tensor::new(&[n, k], values(n * k, 11)).unwrap();
+    let labels: Vec<usize> = (0..n).map(|i| (i * 7919) % 10).collect();
+    let onehot = Tensor::new(
+        &[n, 10],
+        (0..n * 10)
+            .map(|i| f32::from(labels[i / 10] == i % 10))
+            .collect(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for t in [Labels::Index(&labels), Labels::OneHot(&onehot)] {
+        let mut net = Sequential::new();
+        for (i, w) in sizes.windows(2).enumerate() {
+            if i > 0 {
+                net.push(Box::new(Relu::new()));
+            }
+            let weights = values(w[0] * w[1], 12 + i as u64)
+                .iter()
+                .map(|v| v * 0.05)
+                .collect();
+            net.push(Box::new(
+                Affine::new(
+                    Tensor::new(&[w[0], w[1]], weights).unwrap(),
+                    Tensor::new(&[w[1]], values(w[1], 20 + i as u64)).unwrap(),
+                )
+                .unwrap(),
+            ));
+        }
+        let mut opt = Sgd::new(0.1);
+        for _ in 0..3 {
+            out.push(vec![net.loss(&x, t).unwrap().to_bits()]);
+            net.backward().unwrap();
+            opt.step(&mut net).unwrap();
+        }
+        net.visit_params(&mut |p| out.push(bits(p.value())));
+    }
+    out
+}
+
+#[test]
+fn batch_chunked_training_is_bitwise_identical_for_1_to_4_threads() {
+    assert_same_bits_at_1_to_4_threads(train_small_mlp);
 }

@@ -1,6 +1,7 @@
+use super::sealed::RowSplit;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm_par, MatRef};
-use crate::kernels::reduce::{broadcast_rows, col_sums};
+use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
@@ -47,6 +48,11 @@ pub struct Affine {
     cache: Option<ForwardShapes>,
     /// Whether the last forward succeeded (so `cache` and `x` are its).
     ready: bool,
+    /// Where `Sequential` cuts the batch (dW and db summed per part).
+    row_split: RowSplit,
+    /// dW and db of the rows after the cut.
+    dw_rest: Vec<f32>,
+    db_rest: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +91,9 @@ impl Affine {
             dx: Tensor::zeros(&[0]),
             cache: None,
             ready: false,
+            row_split: RowSplit::default(),
+            dw_rest: Vec::new(),
+            db_rest: Vec::new(),
         })
     }
 
@@ -213,19 +222,50 @@ impl Affine {
             );
         }
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
-        // per thread, never partial sums across threads.
+        // per thread, never partial sums across threads. With a row split,
+        // rows ..s and s.. are summed apart and then added, exactly as
+        // `Sequential`'s batch chunks are.
+        let s = self.row_split.at.filter(|&s| 0 < s && s < n).unwrap_or(n);
+        let (x, dy) = (&self.x, dout.data());
         gemm_par(
             1.0,
-            MatRef::row_major(&self.x, n, k).t(),
-            dy,
+            MatRef::row_major(&x[..s * k], s, k).t(),
+            MatRef::row_major(&dy[..s * m], s, m),
             0.0,
             self.dw.data_mut(),
         );
-        col_sums(dout.data(), self.db.data_mut());
+        col_sums(&dy[..s * m], self.db.data_mut());
+        if s < n {
+            // What a chunk of rows s.. computes, added as the chunks are.
+            let (x_rest, dy_rest) = (
+                MatRef::row_major(&x[s * k..], n - s, k).t(),
+                MatRef::row_major(&dy[s * m..], n - s, m),
+            );
+            if n - s <= FOLD_MAX_ROWS {
+                // One block of sums: dW + (its sum), rounded once, as adding
+                // the chunk's dW rounds it.
+                gemm_par(1.0, x_rest, dy_rest, 1.0, self.dw.data_mut());
+            } else {
+                self.dw_rest.resize(k * m, 0.0);
+                gemm_par(1.0, x_rest, dy_rest, 0.0, &mut self.dw_rest);
+                axpy(1.0, &self.dw_rest, self.dw.data_mut());
+            }
+            self.db_rest.resize(m, 0.0);
+            col_sums(&dy[s * m..], &mut self.db_rest);
+            axpy(1.0, &self.db_rest, self.db.data_mut());
+        }
         self.has_grads = true;
         Ok(())
     }
 }
+
+/// Up to this many rows after a row split, dW's second part is folded into
+/// the first by the product itself (β = 1), one pass less than a separate
+/// product and a sum. That gives the bits of the sum only while the product
+/// sums all its rows in one block: matrixmultiply's blocks are 256 deep
+/// (`MATMUL_SGEMM_KC`, which no sane build sets below 64), and so are
+/// `gemm_direct`'s. `tests/determinism.rs` covers both sides of the bound.
+const FOLD_MAX_ROWS: usize = 64;
 
 /// (K, M) of a valid weight/bias pair, or an `Err` naming both shapes.
 fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usize), Error> {
@@ -349,6 +389,16 @@ impl Layer for Affine {
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         f(Param::new("weight", &mut self.w, &self.dw));
         f(Param::new("bias", &mut self.b, &self.db));
+    }
+
+    /// dW then db.
+    fn visit_grads_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        f("weight", self.dw.data_mut());
+        f("bias", self.db.data_mut());
+    }
+
+    fn row_split(&mut self) -> Option<&mut RowSplit> {
+        Some(&mut self.row_split)
     }
 
     /// `weight` then `bias`.

@@ -28,6 +28,20 @@ pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
 
 use crate::{Error, Param, StateMut, Tensor};
 
+/// Types in [`Layer`]'s signature that no code outside the crate can name,
+/// so that no other layer can take part in what they control.
+pub mod sealed {
+    /// The row where `Sequential` cuts the batch of a small training step
+    /// in two (`batch_chunks`). A layer told `Some(s)` sums its parameter
+    /// gradients over rows `0..s` and `s..n` separately and then adds the
+    /// two, exactly as two chunks' gradients are added, so the whole batch
+    /// and its chunks give the same bits.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct RowSplit {
+        pub(crate) at: Option<usize>,
+    }
+}
+
 /// A differentiable layer with a forward and a backward pass.
 ///
 /// Two ways to call it:
@@ -133,6 +147,38 @@ pub trait Layer: Send + Sync + LayerClone {
     /// ```
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         let _ = f;
+    }
+
+    /// Calls `f` with the name and the gradient (mutable, flat) of every
+    /// parameter, in [`visit_params`](Layer::visit_params) order: to clip
+    /// or rescale gradients before an optimizer step (and how `Sequential`
+    /// adds up the gradients of a batch cut into chunks). Does nothing for
+    /// layers without parameters; a custom layer with parameters should
+    /// implement it.
+    ///
+    /// ```
+    /// use densegrad::{Affine, Layer, Tensor};
+    ///
+    /// let mut fc = Affine::new(Tensor::zeros(&[1, 2]), Tensor::zeros(&[2]))?;
+    /// fc.forward(&Tensor::from_slice(&[3.0]))?;
+    /// fc.backward(Tensor::from_slice(&[1.0, -2.0]))?;
+    /// fc.visit_grads_mut(&mut |_, g| g.iter_mut().for_each(|g| *g = g.clamp(-1.0, 1.0)));
+    /// let mut grads = Vec::new();
+    /// fc.visit_params(&mut |p| grads.push(p.grad().data().to_vec()));
+    /// assert_eq!(grads, [vec![1.0, -1.0], vec![1.0, -1.0]]);
+    /// # Ok::<(), densegrad::Error>(())
+    /// ```
+    fn visit_grads_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        let _ = f;
+    }
+
+    /// Where `Sequential` cuts the batch of a small training step in two
+    /// (see [`Sequential::loss`](crate::Sequential::loss)), for the crate's
+    /// own row-independent layers (Affine and the pointwise activations);
+    /// `None`, and unimplementable, for any other layer.
+    #[doc(hidden)]
+    fn row_split(&mut self) -> Option<&mut sealed::RowSplit> {
+        None
     }
 
     /// Calls `f` with a [`StateMut`] view (name, shape, mutable values) for

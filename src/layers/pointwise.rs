@@ -1,6 +1,7 @@
 //! Elementwise activation layers: one generic layer over a
 //! [`PointwiseOp`], and the named ones as its instances.
 
+use super::sealed::RowSplit;
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
 use crate::kernels::activation::{
     pointwise_backward, pointwise_backward_signs, pointwise_forward, pointwise_forward_signs,
@@ -46,6 +47,9 @@ pub struct Pointwise<Op: PointwiseOp> {
     shape: Vec<usize>,
     dx: Tensor,
     ready: bool,
+    /// Unused: elementwise work gives the same bits for any cut of the
+    /// batch; its presence says so to `Sequential`.
+    row_split: RowSplit,
 }
 
 impl<Op: PointwiseOp + Default> Default for Pointwise<Op> {
@@ -74,6 +78,7 @@ impl<Op: PointwiseOp> Pointwise<Op> {
             shape: Vec::new(),
             dx: Tensor::zeros(&[0]),
             ready: false,
+            row_split: RowSplit::default(),
         }
     }
 
@@ -137,6 +142,11 @@ impl<Op: PointwiseOp> Pointwise<Op> {
 }
 
 impl<Op: PointwiseOp> Layer for Pointwise<Op> {
+    /// Elementwise, without parameters.
+    fn row_split(&mut self) -> Option<&mut RowSplit> {
+        Some(&mut self.row_split)
+    }
+
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
         self.ready = false;
         require_nonempty(Op::FORWARD_OP, x)?;

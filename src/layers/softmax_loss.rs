@@ -4,6 +4,7 @@ use crate::kernels::softmax::{
     softmax_xent_index_backward_with, softmax_xent_index_forward_with, RowStats,
 };
 use crate::{Error, Tensor};
+use std::ops::Range;
 
 /// The targets of a cross-entropy loss.
 ///
@@ -222,46 +223,100 @@ impl SoftmaxWithLoss {
     }
 
     fn forward_as(&mut self, op: &'static str, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
+        let total = self.forward_total(op, x, t, None)?;
+        Ok((total / self.n as f64) as f32)
+    }
+
+    /// [`forward`](SoftmaxWithLoss::forward) with the rows' losses summed
+    /// over rows `..split` and `split..` apart, then added: the same bits as
+    /// `Sequential`'s two batch chunks.
+    pub(crate) fn forward_split(
+        &mut self,
+        x: &Tensor,
+        t: Labels<'_>,
+        split: usize,
+    ) -> Result<f32, Error> {
+        let total = self.forward_total("softmax with loss forward", x, t, Some(split))?;
+        Ok((total / self.n as f64) as f32)
+    }
+
+    /// [`forward`](SoftmaxWithLoss::forward) before the division by N: the
+    /// f64 sum of the rows' losses (of rows `..split` and `split..` apart,
+    /// then added, with a split), which batch chunks add up before one
+    /// division by the whole batch's N.
+    pub(crate) fn forward_total(
+        &mut self,
+        op: &'static str,
+        x: &Tensor,
+        t: Labels<'_>,
+        split: Option<usize>,
+    ) -> Result<f64, Error> {
         // A refused forward leaves nothing for a backward to use.
         self.kind = None;
         let (n, c) = loss_dims(op, x)?;
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
         self.stats.resize(n, RowStats::default());
+        // Rows ..s and s.. (all rows in the first part without a split).
+        let s = split.filter(|&s| s < n).unwrap_or(n);
+        let (xs, ys, stats) = (x.data(), &mut self.y, &mut self.stats);
         let total = match t {
             Labels::Index(idx) => {
                 self.index.clear();
                 self.index.extend_from_slice(idx);
                 self.kind = Some(LabelKind::Index);
-                softmax_xent_index_forward_with(
-                    self.isa,
-                    x.data(),
-                    c,
-                    idx,
-                    &mut self.y,
-                    &mut self.stats,
-                )
+                let part = |rows: Range<usize>, y: &mut [f32], st: &mut [RowStats]| {
+                    softmax_xent_index_forward_with(
+                        self.isa,
+                        &xs[rows.start * c..rows.end * c],
+                        c,
+                        &idx[rows],
+                        y,
+                        st,
+                    )
+                };
+                let (y0, y1) = ys.split_at_mut(s * c);
+                let (st0, st1) = stats.split_at_mut(s);
+                let first = part(0..s, y0, st0);
+                if s < n {
+                    first + part(s..n, y1, st1)
+                } else {
+                    first
+                }
             }
             Labels::OneHot(t) => {
                 super::store(&mut self.t, t.data());
                 self.t_sums.resize(n, 0.0);
                 self.kind = Some(LabelKind::Dense);
-                softmax_xent_dense_forward_with(
-                    self.isa,
-                    x.data(),
-                    c,
-                    t.data(),
-                    &mut self.y,
-                    &mut self.stats,
-                    &mut self.t_sums,
-                )
+                let ts = t.data();
+                let part =
+                    |rows: Range<usize>, y: &mut [f32], st: &mut [RowStats], sums: &mut [f32]| {
+                        softmax_xent_dense_forward_with(
+                            self.isa,
+                            &xs[rows.start * c..rows.end * c],
+                            c,
+                            &ts[rows.start * c..rows.end * c],
+                            y,
+                            st,
+                            sums,
+                        )
+                    };
+                let (y0, y1) = ys.split_at_mut(s * c);
+                let (st0, st1) = stats.split_at_mut(s);
+                let (sum0, sum1) = self.t_sums.split_at_mut(s);
+                let first = part(0..s, y0, st0, sum0);
+                if s < n {
+                    first + part(s..n, y1, st1, sum1)
+                } else {
+                    first
+                }
             }
         };
         self.shape.clear();
         self.shape.extend_from_slice(x.shape());
         self.n = n;
         self.c = c;
-        Ok((total / n as f64) as f32)
+        Ok(total)
     }
 
     /// The gradient of `dout · loss` with respect to the last forward's
@@ -293,10 +348,16 @@ impl SoftmaxWithLoss {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn backward_ref(&mut self, dout: f32) -> Result<&Tensor, Error> {
+        self.backward_scaled(dout / self.n as f32)
+    }
+
+    /// `scale · (softmax(x) − t)`: [`backward_ref`](SoftmaxWithLoss::backward_ref)
+    /// with `dout / N` given, so that a chunk of a batch divides by the
+    /// whole batch's N.
+    pub(crate) fn backward_scaled(&mut self, scale: f32) -> Result<&Tensor, Error> {
         let kind = self
             .kind
             .ok_or_else(|| super::not_ready("softmax with loss backward"))?;
-        let scale = dout / self.n as f32;
         self.dx.resize_buffer(&self.shape);
         let dx = self.dx.data_mut();
         match kind {
