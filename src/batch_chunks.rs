@@ -41,7 +41,7 @@ const STALLS_TO_BACK_OFF: u32 = 3;
 /// Batches of fewer rows run whole. 784-50-10 SGD steps, medians, whole
 /// against chunked (µs): batch 48 at 2 threads 100 against 108 (chunks of
 /// 24 rows lose even there); batch 64 at 1 thread 128 against 142, at 2
-/// threads 130 against 123; batch 80 at 1 thread 163 against 172, at 2
+/// threads 135 against 116–131; batch 80 at 1 thread 163 against 172, at 2
 /// threads 162 against 146; batch 128 at 2 threads 262 against 198; batch
 /// 200 at 2 threads 417 against 271.
 pub(crate) const MIN_CHUNKED_ROWS: usize = 96;
@@ -247,7 +247,8 @@ impl BatchChunks {
 
 /// [`join_awake`], and whether the calling thread, done with `a`, then
 /// waited longer for `b` than `a` took: the thread running `b` shares its
-/// core with another process (or lost it), which a step cannot win back.
+/// core with another process (or lost it), which a step cannot win back, or
+/// no thread was free to take `b` at all.
 fn timed_join<A, B, RA, RB>(a: A, b: B) -> ((RA, RB), bool)
 where
     A: FnOnce() -> RA + Send,
