@@ -303,10 +303,10 @@ unsafe fn sgemm_into(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mu
     }
 }
 
-/// Products below this many flops (2·m·k·n) run on the calling thread. At
-/// ~100 GFLOP/s per core that is ~160 µs of work: below it, measured on the
-/// W4-small step (7.8 MFLOP products), two fork/joins and two packings of B
-/// cost more than the halved product saves.
+/// Products from this many flops (2·m·k·n) are cut into one block per
+/// thread by rayon's own join; smaller ones in halves (from
+/// [`GEMM_HALVES_MIN_FLOPS`]) or not at all. At ~100 GFLOP/s per core this
+/// is ~160 µs of work.
 ///
 /// ```
 /// # use densegrad::kernels::gemm::*;
@@ -320,7 +320,9 @@ pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 const TILE: usize = 16;
 
 /// [`gemm`], with C cut into blocks of whole rows or whole columns computed
-/// by rayon tasks when the product is large enough.
+/// by rayon tasks when the product is large enough: from
+/// [`GEMM_HALVES_MIN_FLOPS`] in two halves through `join_awake`, from
+/// [`GEMM_PAR_MIN_FLOPS`] in one block per thread.
 ///
 /// The cut is chosen to repack the smaller operand: every task's `sgemm`
 /// packs all of the operand that is not cut, so rows are cut (each task
@@ -351,8 +353,11 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = rayon::current_num_threads();
     let flops = m.saturating_mul(k).saturating_mul(n).saturating_mul(2);
-    if threads < 2 || flops < GEMM_PAR_MIN_FLOPS || k == 0 || m.max(n) < 2 * TILE {
+    if threads < 2 || flops < GEMM_HALVES_MIN_FLOPS || k == 0 || m.max(n) < 2 * TILE {
         return gemm(alpha, a, b, beta, c);
+    }
+    if flops < GEMM_PAR_MIN_FLOPS {
+        return gemm_halves(alpha, a, b, beta, c);
     }
     assert_eq!(
         b.rows, k,
@@ -385,6 +390,51 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
         // B are shared borrows, which C's unique borrow cannot overlap.
         unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
     });
+}
+
+/// Products from this many flops up to [`GEMM_PAR_MIN_FLOPS`] are cut in two
+/// halves run side by side by [`join_awake`](super::parallel::join_awake),
+/// whose helper thread stays awake between products: W1 100×784×50 (three
+/// 7.8 MFLOP products) at 2 threads went from 257–272 to 193–202 µs. Below
+/// it stay the products of a batch chunk of W4 small (3.9 MFLOP), which
+/// already runs beside the other chunk.
+///
+/// ```
+/// # use densegrad::kernels::gemm::*;
+/// assert!(GEMM_HALVES_MIN_FLOPS < 2 * 100 * 784 * 50);
+/// assert!(2 * 50 * 784 * 50 < GEMM_HALVES_MIN_FLOPS);
+/// ```
+pub const GEMM_HALVES_MIN_FLOPS: usize = 4_000_000;
+
+/// [`gemm_par`] for products between [`GEMM_HALVES_MIN_FLOPS`] and
+/// [`GEMM_PAR_MIN_FLOPS`]: C in two blocks of whole rows (m > n) or whole
+/// columns, cut on a 16-element tile edge, each computed by one call.
+fn gemm_halves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(
+        Some(c.len()),
+        m.checked_mul(n),
+        "gemm: C has {} elements, expected {m}x{n}",
+        c.len()
+    );
+    if m > n {
+        let rows = m.div_ceil(2).next_multiple_of(TILE).min(m);
+        let (c0, c1) = c.split_at_mut(rows * n);
+        super::parallel::join_awake(
+            || gemm(alpha, a.row_block(0, rows), b, beta, c0),
+            || gemm(alpha, a.row_block(rows, m - rows), b, beta, c1),
+        );
+        return;
+    }
+    let cols = n.div_ceil(2).next_multiple_of(TILE).min(n);
+    let c = ColumnBlocks(c.as_mut_ptr());
+    let half = |start: usize, len: usize| {
+        // SAFETY: as in `gemm_par`: C is an m×n row-major slice borrowed
+        // mutably for the whole of this call, which returns only after both
+        // halves have; each half reads and writes only its own columns.
+        unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
+    };
+    super::parallel::join_awake(|| half(0, cols), || half(cols, n - cols));
 }
 
 /// C's base pointer, handed to the tasks of [`gemm_par`] that each write
@@ -667,6 +717,12 @@ mod tests {
             (37, 500, 1031),
             (1000, 300, 70),
             (513, 129, 200),
+            // Halves: rows (W1 100×784×50's forward and dW), columns, and
+            // a row cut through the last 16-row tile.
+            (100, 784, 50),
+            (784, 100, 50),
+            (50, 100, 784),
+            (133, 300, 97),
         ] {
             let a_data = values(m * k, 1);
             let b_data = values(k * n, 2);
@@ -682,7 +738,7 @@ mod tests {
                 ),
             ] {
                 assert!(
-                    2 * m * k * n >= GEMM_PAR_MIN_FLOPS,
+                    2 * m * k * n >= GEMM_HALVES_MIN_FLOPS,
                     "{m}x{k}x{n} must split"
                 );
                 let mut want = c0.clone();
