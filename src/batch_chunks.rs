@@ -85,14 +85,13 @@ pub(crate) fn set_row_split(layers: &mut [Box<dyn Layer>], at: Option<usize>) {
 }
 
 /// What a chunked step keeps between `loss` and `backward`.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct BatchChunks {
     /// The second chunk's layers and loss; `None` until the first chunked
     /// step, and dropped whenever the network's layers may have changed.
     replica: Option<Replica>,
-    /// The first chunk's rows of the input and of one-hot labels.
-    x: Tensor,
-    onehot: Tensor,
+    /// The first chunk's rows of the batch.
+    first: ChunkRows,
     /// Rows of the last chunked batch; 0 when the last `loss` ran whole.
     rows: usize,
     /// Steps left to run whole after the second chunk's thread kept
@@ -106,20 +105,47 @@ pub(crate) struct BatchChunks {
 struct Replica {
     layers: Vec<Box<dyn Layer>>,
     loss: SoftmaxWithLoss,
+    rows: ChunkRows,
+}
+
+/// A chunk's rows of the input and, for one-hot labels, of the targets
+/// (layers take whole tensors, so the rows are copied out).
+#[derive(Clone)]
+struct ChunkRows {
     x: Tensor,
     onehot: Tensor,
 }
 
-impl Default for BatchChunks {
+impl Default for ChunkRows {
     fn default() -> Self {
-        BatchChunks {
-            replica: None,
+        ChunkRows {
             x: Tensor::zeros(&[0]),
             onehot: Tensor::zeros(&[0]),
-            rows: 0,
-            back_off: 0,
-            stalls: 0,
         }
+    }
+}
+
+impl ChunkRows {
+    /// The summed loss of rows `rows` of the batch `x` against `t`, forward
+    /// through `layers` and `loss`.
+    fn forward(
+        &mut self,
+        layers: &mut [Box<dyn Layer>],
+        loss: &mut SoftmaxWithLoss,
+        x: &Tensor,
+        t: Labels<'_>,
+        rows: Range<usize>,
+    ) -> Result<f64, Error> {
+        copy_rows(x, rows.clone(), &mut self.x);
+        let t = match t {
+            Labels::Index(idx) => Labels::Index(&idx[rows]),
+            Labels::OneHot(t) => {
+                copy_rows(t, rows, &mut self.onehot);
+                Labels::OneHot(&self.onehot)
+            }
+        };
+        let h = crate::net::forward_all(layers, &self.x)?;
+        loss.forward_total("softmax with loss forward", h, t, None)
     }
 }
 
@@ -180,8 +206,7 @@ impl BatchChunks {
             empty => empty.insert(Replica {
                 layers: layers.to_vec(),
                 loss: SoftmaxWithLoss::new(),
-                x: Tensor::zeros(&[0]),
-                onehot: Tensor::zeros(&[0]),
+                rows: ChunkRows::default(),
             }),
         };
         for (from, to) in layers.iter().zip(&mut replica.layers) {
@@ -191,21 +216,12 @@ impl BatchChunks {
         set_row_split(layers, None);
         set_row_split(&mut replica.layers, None);
         let n = x.shape()[0];
-        let (x0, onehot0) = (&mut self.x, &mut self.onehot);
+        let first = &mut self.first;
         let ((total0, total1), stalled) = timed_join(
+            || first.forward(layers, loss, x, t, 0..split),
             || {
-                let t0 = cut(x, t, 0..split, x0, onehot0);
-                forward_chunk(layers, loss, x0, t0)
-            },
-            || {
-                let Replica {
-                    layers,
-                    loss,
-                    x: x1,
-                    onehot: onehot1,
-                } = replica;
-                let t1 = cut(x, t, split..n, x1, onehot1);
-                forward_chunk(layers, loss, x1, t1)
+                let Replica { layers, loss, rows } = replica;
+                rows.forward(layers, loss, x, t, split..n)
             },
         );
         self.note(stalled);
@@ -269,41 +285,12 @@ where
     (results, a_done.elapsed() > a_done - start)
 }
 
-/// Rows `rows` of the batch `x` into `x_rows`, and their labels (copied
-/// into `onehot_rows` when one-hot).
-fn cut<'a>(
-    x: &Tensor,
-    t: Labels<'a>,
-    rows: Range<usize>,
-    x_rows: &mut Tensor,
-    onehot_rows: &'a mut Tensor,
-) -> Labels<'a> {
-    copy_rows(x, rows.clone(), x_rows);
-    match t {
-        Labels::Index(idx) => Labels::Index(&idx[rows]),
-        Labels::OneHot(t) => {
-            copy_rows(t, rows, onehot_rows);
-            Labels::OneHot(onehot_rows)
-        }
-    }
-}
-
 /// `dst` set to rows `rows` of the 2-D tensor `src`.
 fn copy_rows(src: &Tensor, rows: Range<usize>, dst: &mut Tensor) {
     let cols = src.shape()[1];
     dst.resize_buffer(&[rows.len(), cols]);
     dst.data_mut()
         .copy_from_slice(&src.data()[rows.start * cols..rows.end * cols]);
-}
-
-fn forward_chunk(
-    layers: &mut [Box<dyn Layer>],
-    loss: &mut SoftmaxWithLoss,
-    x: &Tensor,
-    t: Labels<'_>,
-) -> Result<f64, Error> {
-    let h = crate::net::forward_all(layers, x)?;
-    loss.forward_total("softmax with loss forward", h, t, None)
 }
 
 fn backward_chunk(
@@ -342,7 +329,13 @@ fn add_grads(from: &mut dyn Layer, to: &mut dyn Layer) {
     to.visit_grads_mut(&mut |_, dst| {
         let mut j = 0;
         from.visit_grads_mut(&mut |_, src| {
-            if j == i && src.len() == dst.len() {
+            if j == i {
+                // A clone's gradients: the same lengths, or a bug here.
+                assert_eq!(
+                    src.len(),
+                    dst.len(),
+                    "batch chunks: gradient {i} differs in length"
+                );
                 in_halves(src, dst, |s, d| axpy(1.0, s, d));
             }
             j += 1;
@@ -481,42 +474,40 @@ mod tests {
 
     #[test]
     fn chunked_step_matches_f64() {
-        on_1_and_2_threads(chunked_step_matches_f64_on_this_pool);
-    }
+        on_1_and_2_threads(|| {
+            let (n, k, h, c) = (100, 37, 19, 7);
+            let p = params(k, h, c);
+            let x = values(n * k, 5, 1.0);
+            let labels: Vec<usize> = (0..n).map(|i| (i * 31) % c).collect();
+            let xt = Tensor::new(&[n, k], x.clone()).unwrap();
+            let mut net = mlp(&p, k, h, c);
+            assert_eq!(
+                split_row(&mut net.layers_mut().to_vec(), &xt, Labels::Index(&labels)),
+                Some(50)
+            );
 
-    fn chunked_step_matches_f64_on_this_pool() {
-        let (n, k, h, c) = (100, 37, 19, 7);
-        let p = params(k, h, c);
-        let x = values(n * k, 5, 1.0);
-        let labels: Vec<usize> = (0..n).map(|i| (i * 31) % c).collect();
-        let xt = Tensor::new(&[n, k], x.clone()).unwrap();
-        let mut net = mlp(&p, k, h, c);
-        assert_eq!(
-            split_row(&mut net.layers_mut().to_vec(), &xt, Labels::Index(&labels)),
-            Some(50)
-        );
-
-        let loss = net.loss(&xt, Labels::Index(&labels)).unwrap();
-        net.backward().unwrap();
-        let (want_loss, want) = reference(&x, &p, &labels, (k, h, c));
-        assert!(
-            ((loss as f64 - want_loss) / want_loss).abs() < 1e-6,
-            "{loss} against {want_loss}"
-        );
-        let mut i = 0;
-        net.visit_params(&mut |p| {
-            let scale = want[i].iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (g, w) in p.grad().data().iter().zip(&want[i]) {
-                // f32 sums of ≤ 100 terms against f64: well within 1e-5 of
-                // the largest entry.
-                assert!(
-                    (*g as f64 - w).abs() <= 1e-5 * scale,
-                    "param {i}: {g} against {w}"
-                );
-            }
-            i += 1;
+            let loss = net.loss(&xt, Labels::Index(&labels)).unwrap();
+            net.backward().unwrap();
+            let (want_loss, want) = reference(&x, &p, &labels, (k, h, c));
+            assert!(
+                ((loss as f64 - want_loss) / want_loss).abs() < 1e-6,
+                "{loss} against {want_loss}"
+            );
+            let mut i = 0;
+            net.visit_params(&mut |p| {
+                let scale = want[i].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for (g, w) in p.grad().data().iter().zip(&want[i]) {
+                    // f32 sums of ≤ 100 terms against f64: well within 1e-5 of
+                    // the largest entry.
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-5 * scale,
+                        "param {i}: {g} against {w}"
+                    );
+                }
+                i += 1;
+            });
+            assert_eq!(i, 4);
         });
-        assert_eq!(i, 4);
     }
 
     #[test]
@@ -560,50 +551,46 @@ mod tests {
 
     #[test]
     fn errors_name_the_whole_batch() {
-        on_1_and_2_threads(errors_name_the_whole_batch_on_this_pool);
-    }
-
-    fn errors_name_the_whole_batch_on_this_pool() {
-        let (n, k, h, c) = (100, 8, 6, 3);
-        let p = params(k, h, c);
-        let mut net = mlp(&p, k, h, c);
-        let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
-        let mut labels: Vec<usize> = (0..n).map(|i| i % c).collect();
-        labels[70] = c;
-        let err = net
-            .loss(&x, Labels::Index(&labels))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("label 3 at row 70"), "{err}");
-        assert!(net.backward().is_err());
-        let wide = Tensor::zeros(&[n, k + 1]);
-        let err = net
-            .loss(&wide, Labels::Index(&labels))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("[100, 9]"), "{err}");
+        on_1_and_2_threads(|| {
+            let (n, k, h, c) = (100, 8, 6, 3);
+            let p = params(k, h, c);
+            let mut net = mlp(&p, k, h, c);
+            let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
+            let mut labels: Vec<usize> = (0..n).map(|i| i % c).collect();
+            labels[70] = c;
+            let err = net
+                .loss(&x, Labels::Index(&labels))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("label 3 at row 70"), "{err}");
+            assert!(net.backward().is_err());
+            let wide = Tensor::zeros(&[n, k + 1]);
+            let err = net
+                .loss(&wide, Labels::Index(&labels))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[100, 9]"), "{err}");
+        });
     }
 
     #[test]
     fn a_replaced_layer_is_used_by_both_chunks() {
-        on_1_and_2_threads(a_replaced_layer_is_used_by_both_chunks_on_this_pool);
-    }
-
-    fn a_replaced_layer_is_used_by_both_chunks_on_this_pool() {
-        let (n, k, h, c) = (96, 8, 6, 3);
-        let p = params(k, h, c);
-        let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
-        let labels: Vec<usize> = (0..n).map(|i| i % c).collect();
-        let mut net = mlp(&p, k, h, c);
-        net.loss(&x, Labels::Index(&labels)).unwrap();
-        net.backward().unwrap();
-        net.layers_mut()[1] = Box::new(Sigmoid::new());
-        let mut fresh = mlp(&p, k, h, c);
-        fresh.layers_mut()[1] = Box::new(Sigmoid::new());
-        let (a, b) = (
-            net.loss(&x, Labels::Index(&labels)).unwrap(),
-            fresh.loss(&x, Labels::Index(&labels)).unwrap(),
-        );
-        assert_eq!(a.to_bits(), b.to_bits());
+        on_1_and_2_threads(|| {
+            let (n, k, h, c) = (96, 8, 6, 3);
+            let p = params(k, h, c);
+            let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
+            let labels: Vec<usize> = (0..n).map(|i| i % c).collect();
+            let mut net = mlp(&p, k, h, c);
+            net.loss(&x, Labels::Index(&labels)).unwrap();
+            net.backward().unwrap();
+            net.layers_mut()[1] = Box::new(Sigmoid::new());
+            let mut fresh = mlp(&p, k, h, c);
+            fresh.layers_mut()[1] = Box::new(Sigmoid::new());
+            let (a, b) = (
+                net.loss(&x, Labels::Index(&labels)).unwrap(),
+                fresh.loss(&x, Labels::Index(&labels)).unwrap(),
+            );
+            assert_eq!(a.to_bits(), b.to_bits());
+        });
     }
 }

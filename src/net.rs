@@ -445,9 +445,8 @@ impl Sequential {
                 self.ready_for_backward = true;
                 return Ok(l);
             }
-            // A chunk refused its rows: the whole batch reports the error,
-            // in its own shapes.
-            self.chunks.deactivate();
+            // A chunk refused its rows (leaving the chunks inactive): the
+            // whole batch reports the error, in its own shapes.
         }
         // Whole, with the batch's sums cut where the chunks would cut them.
         set_row_split(&mut self.layers, split);

@@ -349,15 +349,13 @@ const TILE: usize = 16;
 /// assert_eq!(c, [6.0, 12.0, 12.0, 26.0]);
 /// ```
 pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    use super::parallel::join_awake;
     use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = rayon::current_num_threads();
     let flops = m.saturating_mul(k).saturating_mul(n).saturating_mul(2);
     if threads < 2 || flops < GEMM_HALVES_MIN_FLOPS || k == 0 || m.max(n) < 2 * TILE {
         return gemm(alpha, a, b, beta, c);
-    }
-    if flops < GEMM_PAR_MIN_FLOPS {
-        return gemm_halves(alpha, a, b, beta, c);
     }
     assert_eq!(
         b.rows, k,
@@ -370,26 +368,43 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
         "gemm: C has {} elements, expected {m}x{n}",
         c.len()
     );
-    let tasks = threads;
+    // Halves run through `join_awake`, whose helper stays awake between
+    // products; more blocks through rayon. m, n ≥ 2·TILE, so a half cut on
+    // a tile edge leaves both halves non-empty.
+    let halves = flops < GEMM_PAR_MIN_FLOPS;
+    let tasks = if halves { 2 } else { threads };
     if m > n {
         let rows = m.div_ceil(tasks).next_multiple_of(TILE);
-        c.par_chunks_mut(rows * n).enumerate().for_each(|(i, c)| {
+        let row_block = |i: usize, c: &mut [f32]| {
             gemm(alpha, a.row_block(i * rows, c.len() / n), b, beta, c);
-        });
+        };
+        if halves {
+            let (c0, c1) = c.split_at_mut(rows * n);
+            join_awake(|| row_block(0, c0), || row_block(1, c1));
+        } else {
+            c.par_chunks_mut(rows * n)
+                .enumerate()
+                .for_each(|(i, c)| row_block(i, c));
+        }
         return;
     }
     let cols = n.div_ceil(tasks).next_multiple_of(TILE);
     let c = ColumnBlocks(c.as_mut_ptr());
-    (0..n.div_ceil(cols)).into_par_iter().for_each(|i| {
+    let col_block = |i: usize| {
         let (start, len) = (i * cols, cols.min(n - i * cols));
         // SAFETY: C is an m×n row-major slice (its length checked above),
         // borrowed mutably for the whole of this call, which returns only
-        // after every task has. Task i reads and writes only columns
-        // start..start + len of it (row stride n), and the tasks' column
+        // after every block has. Block i reads and writes only columns
+        // start..start + len of it (row stride n), and the blocks' column
         // ranges are disjoint, so no element is accessed by two tasks; A and
         // B are shared borrows, which C's unique borrow cannot overlap.
         unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
-    });
+    };
+    if halves {
+        join_awake(|| col_block(0), || col_block(1));
+    } else {
+        (0..n.div_ceil(cols)).into_par_iter().for_each(col_block);
+    }
 }
 
 /// Products from this many flops up to [`GEMM_PAR_MIN_FLOPS`] are cut in two
@@ -405,37 +420,6 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
 /// assert!(2 * 50 * 784 * 50 < GEMM_HALVES_MIN_FLOPS);
 /// ```
 pub const GEMM_HALVES_MIN_FLOPS: usize = 4_000_000;
-
-/// [`gemm_par`] for products between [`GEMM_HALVES_MIN_FLOPS`] and
-/// [`GEMM_PAR_MIN_FLOPS`]: C in two blocks of whole rows (m > n) or whole
-/// columns, cut on a 16-element tile edge, each computed by one call.
-fn gemm_halves(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
-    let (m, n) = (a.rows, b.cols);
-    assert_eq!(
-        Some(c.len()),
-        m.checked_mul(n),
-        "gemm: C has {} elements, expected {m}x{n}",
-        c.len()
-    );
-    if m > n {
-        let rows = m.div_ceil(2).next_multiple_of(TILE).min(m);
-        let (c0, c1) = c.split_at_mut(rows * n);
-        super::parallel::join_awake(
-            || gemm(alpha, a.row_block(0, rows), b, beta, c0),
-            || gemm(alpha, a.row_block(rows, m - rows), b, beta, c1),
-        );
-        return;
-    }
-    let cols = n.div_ceil(2).next_multiple_of(TILE).min(n);
-    let c = ColumnBlocks(c.as_mut_ptr());
-    let half = |start: usize, len: usize| {
-        // SAFETY: as in `gemm_par`: C is an m×n row-major slice borrowed
-        // mutably for the whole of this call, which returns only after both
-        // halves have; each half reads and writes only its own columns.
-        unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
-    };
-    super::parallel::join_awake(|| half(0, cols), || half(cols, n - cols));
-}
 
 /// C's base pointer, handed to the tasks of [`gemm_par`] that each write
 /// their own block of columns.

@@ -130,6 +130,20 @@ pub fn cross_entropy(logits: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
     layer.forward_as("cross entropy", logits, t)
 }
 
+/// `part(0..n)`, or with a split at `s < n` `part(0..s) + part(s..n)`:
+/// each part's rows summed apart (in f64), then added, as two batch chunks
+/// are.
+fn sum_over_parts(
+    n: usize,
+    split: Option<usize>,
+    mut part: impl FnMut(Range<usize>) -> f64,
+) -> f64 {
+    match split.filter(|&s| s < n) {
+        Some(s) => part(0..s) + part(s..n),
+        None => part(0..n),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelKind {
     Index,
@@ -257,59 +271,40 @@ impl SoftmaxWithLoss {
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
         self.stats.resize(n, RowStats::default());
-        // Rows ..s and s.. (all rows in the first part without a split).
-        let s = split.filter(|&s| s < n).unwrap_or(n);
-        let (xs, ys, stats) = (x.data(), &mut self.y, &mut self.stats);
+        let (isa, xs, ys, stats) = (self.isa, x.data(), &mut self.y, &mut self.stats);
+        let elems = move |r: &Range<usize>| r.start * c..r.end * c;
         let total = match t {
             Labels::Index(idx) => {
                 self.index.clear();
                 self.index.extend_from_slice(idx);
                 self.kind = Some(LabelKind::Index);
-                let part = |rows: Range<usize>, y: &mut [f32], st: &mut [RowStats]| {
+                sum_over_parts(n, split, |r| {
                     softmax_xent_index_forward_with(
-                        self.isa,
-                        &xs[rows.start * c..rows.end * c],
+                        isa,
+                        &xs[elems(&r)],
                         c,
-                        &idx[rows],
-                        y,
-                        st,
+                        &idx[r.clone()],
+                        &mut ys[elems(&r)],
+                        &mut stats[r],
                     )
-                };
-                let (y0, y1) = ys.split_at_mut(s * c);
-                let (st0, st1) = stats.split_at_mut(s);
-                let first = part(0..s, y0, st0);
-                if s < n {
-                    first + part(s..n, y1, st1)
-                } else {
-                    first
-                }
+                })
             }
             Labels::OneHot(t) => {
                 super::store(&mut self.t, t.data());
                 self.t_sums.resize(n, 0.0);
                 self.kind = Some(LabelKind::Dense);
-                let ts = t.data();
-                let part =
-                    |rows: Range<usize>, y: &mut [f32], st: &mut [RowStats], sums: &mut [f32]| {
-                        softmax_xent_dense_forward_with(
-                            self.isa,
-                            &xs[rows.start * c..rows.end * c],
-                            c,
-                            &ts[rows.start * c..rows.end * c],
-                            y,
-                            st,
-                            sums,
-                        )
-                    };
-                let (y0, y1) = ys.split_at_mut(s * c);
-                let (st0, st1) = stats.split_at_mut(s);
-                let (sum0, sum1) = self.t_sums.split_at_mut(s);
-                let first = part(0..s, y0, st0, sum0);
-                if s < n {
-                    first + part(s..n, y1, st1, sum1)
-                } else {
-                    first
-                }
+                let (ts, t_sums) = (t.data(), &mut self.t_sums);
+                sum_over_parts(n, split, |r| {
+                    softmax_xent_dense_forward_with(
+                        isa,
+                        &xs[elems(&r)],
+                        c,
+                        &ts[elems(&r)],
+                        &mut ys[elems(&r)],
+                        &mut stats[r.clone()],
+                        &mut t_sums[r],
+                    )
+                })
             }
         };
         self.shape.clear();
