@@ -591,6 +591,37 @@ mod tests {
         );
     }
 
+    /// gemm_par's column cuts call sgemm directly: the check must come
+    /// first, for halves (4–16 MFLOP) and for one block per thread alike.
+    #[test]
+    fn gemm_par_refuses_mismatched_inner_dimensions_before_cutting() {
+        for (m, k, n) in [(50, 100, 784), (64, 300, 1000)] {
+            let (a, b) = (vec![0.0; m * k], vec![0.0; (k - 1) * n]);
+            let mut c = vec![0.0; m * n];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let refused = pool.install(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    gemm_par(
+                        1.0,
+                        MatRef::row_major(&a, m, k),
+                        MatRef::row_major(&b, k - 1, n),
+                        0.0,
+                        &mut c,
+                    )
+                }))
+            });
+            let message = refused.expect_err("a mismatched product must panic");
+            let text = message
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert!(text.contains("inner dimensions"), "{m}x{k}x{n}: {text}");
+        }
+    }
+
     #[test]
     #[should_panic(expected = "C has")]
     fn a_short_output_is_refused() {
