@@ -1,6 +1,6 @@
 //! `Sequential`: a stack of layers ending in softmax cross-entropy.
 
-use crate::batch_chunks::{set_row_split, split_row, BatchChunks};
+use crate::batch_chunks::{split_row, BatchChunks};
 #[cfg(feature = "rand")]
 use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
 use crate::{Error, Labels, Layer, Param, SoftmaxWithLoss, StateMut, Tensor};
@@ -75,7 +75,8 @@ pub struct Sequential {
     training: bool,
     loss: SoftmaxWithLoss,
     ready_for_backward: bool,
-    /// The replica and buffers of a step cut into batch chunks.
+    /// The activation buffers of a small step run in two halves of its
+    /// batch (`batch_chunks`).
     chunks: BatchChunks,
 }
 
@@ -252,8 +253,6 @@ impl Sequential {
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
         self.ready_for_backward = false;
         self.chunks.invalidate();
-        // A layer used on its own again sums over its whole batch.
-        set_row_split(&mut self.layers, None);
         &mut self.layers
     }
 
@@ -413,18 +412,18 @@ impl Sequential {
     /// [`GEMM_PAR_MIN_FLOPS`](crate::kernels::gemm::GEMM_PAR_MIN_FLOPS), on
     /// a 2-D batch of at least 96 rows, is a *small step*: too small for
     /// its products to be split across threads. When rayon has more than
-    /// one thread, `loss` and `backward` cut such a batch into two chunks
-    /// of rows (at `⌈N/2⌉`) and run them side by side, the second on a copy
-    /// of the layers (cloned once, kept until
-    /// [`layers_mut`](Sequential::layers_mut), [`push`](Sequential::push)
-    /// or [`set_training`](Sequential::set_training), and given the current
-    /// parameters at every step), then add the chunks' parameter gradients.
-    /// On one thread the batch runs whole, with its sums over rows (the
-    /// loss, dW and db) taken over the same two parts and then added, so
-    /// the bits are the same at any thread count. While the second chunk's
-    /// core keeps being taken by another process, steps run whole for a
+    /// one thread, `loss` runs the layers on the two halves of such a
+    /// batch's rows side by side, on activation buffers the network keeps
+    /// for the whole batch (the layers' parameters are read in place, and
+    /// their own forward caches are left empty: a `backward` through a
+    /// layer itself is refused until its own next forward). The loss, and
+    /// in `backward` every dW and db, is then taken over the whole batch in
+    /// one piece, as the layers' own passes take it, so the bits are those
+    /// of the unchunked step at any thread count. While the second half's
+    /// core keeps being taken by another process, steps run unchunked for a
     /// while (the same bits, at one core's speed). A chunked step allocates
-    /// rayon's few job boxes besides matrixmultiply's packing buffers.
+    /// a few small vectors of row slices and rayon's job boxes besides
+    /// matrixmultiply's packing buffers.
     ///
     /// ```
     /// # #[cfg(feature = "rand")] {
@@ -437,23 +436,17 @@ impl Sequential {
     /// ```
     pub fn loss(&mut self, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
         self.ready_for_backward = false;
-        self.chunks.deactivate();
-        let split = split_row(&mut self.layers, x, t);
-        let chunked = split.filter(|_| rayon::current_num_threads() > 1 && self.chunks.take_turn());
-        if let Some(s) = chunked {
-            if let Ok(l) = self.chunks.loss(&mut self.layers, &mut self.loss, x, t, s) {
-                self.ready_for_backward = true;
-                return Ok(l);
-            }
-            // A chunk refused its rows (leaving the chunks inactive): the
-            // whole batch reports the error, in its own shapes.
-        }
-        // Whole, with the batch's sums cut where the chunks would cut them.
-        set_row_split(&mut self.layers, split);
-        let h = forward_all(&mut self.layers, x)?;
+        self.chunks.invalidate();
+        let split = split_row(&self.layers, x, t)
+            .filter(|_| rayon::current_num_threads() > 1 && self.chunks.take_turn());
         let l = match split {
-            Some(s) => self.loss.forward_split(h, t, s)?,
-            None => self.loss.forward(h, t)?,
+            Some(s) => self
+                .chunks
+                .loss(&mut self.layers, &mut self.loss, x, t, s)?,
+            None => {
+                let h = forward_all(&mut self.layers, x)?;
+                self.loss.forward(h, t)?
+            }
         };
         self.ready_for_backward = true;
         Ok(l)

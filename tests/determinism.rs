@@ -2,9 +2,9 @@
 //!
 //! Every kernel that splits work does so by output (rows of Y, dX and dW,
 //! blocks of columns of db, chunks of elementwise output, blocks of softmax
-//! rows), or into chunks fixed by the shapes whose partial sums are added in
-//! a fixed order (the convolution's samples, a small `Sequential` step's
-//! two batch chunks). This test runs shapes large enough to cross every
+//! rows, a small `Sequential` step's two halves of the batch), or into
+//! chunks fixed by the shapes whose partial sums are added in a fixed order
+//! (the convolution's samples). This test runs shapes large enough to cross every
 //! parallel threshold in pools of 1, 2, 3 and 4 threads and compares the
 //! bits.
 
@@ -125,19 +125,20 @@ fn outputs_are_bitwise_identical_for_1_to_4_threads() {
 }
 
 /// Three SGD steps of small networks (784-50-10 at batch 100, 100-20-10 at
-/// batch 1000): small enough that `Sequential` cuts the batch into two
-/// chunks run side by side (or, on one thread, takes its sums over the same
-/// two parts). Halves of 50 and 500 rows: Affine folds dW's second part
-/// into the first in the product up to 64 rows, and adds a separate product
-/// beyond (500 rows are two of matrixmultiply's 256-deep blocks). Loss and
+/// batch 1000, 64-512-64-10 at batch 128): small enough that `Sequential`
+/// runs the two halves of the batch side by side (on one thread: whole,
+/// through the layers' own passes). The last one's backward data pass
+/// (8 MFLOP) runs side by side too, and its second activation is a Sigmoid
+/// (backward from the output, where ReLU's reads sign bits). Loss and
 /// final parameters as bits, for index and one-hot labels.
 fn train_small_mlp() -> Vec<Vec<u32>> {
-    let mut out = train_small_mlp_at(100, [784, 50, 10]);
-    out.extend(train_small_mlp_at(1000, [100, 20, 10]));
+    let mut out = train_small_mlp_at(100, &[784, 50, 10]);
+    out.extend(train_small_mlp_at(1000, &[100, 20, 10]));
+    out.extend(train_small_mlp_at(128, &[64, 512, 64, 10]));
     out
 }
 
-fn train_small_mlp_at(n: usize, sizes: [usize; 3]) -> Vec<Vec<u32>> {
+fn train_small_mlp_at(n: usize, sizes: &[usize]) -> Vec<Vec<u32>> {
     use densegrad::optim::{Optimizer, Sgd};
     use densegrad::Sequential;
     let k = sizes[0];
@@ -154,8 +155,10 @@ fn train_small_mlp_at(n: usize, sizes: [usize; 3]) -> Vec<Vec<u32>> {
     for t in [Labels::Index(&labels), Labels::OneHot(&onehot)] {
         let mut net = Sequential::new();
         for (i, w) in sizes.windows(2).enumerate() {
-            if i > 0 {
-                net.push(Box::new(Relu::new()));
+            match i {
+                0 => {}
+                1 => net.push(Box::new(Relu::new())),
+                _ => net.push(Box::new(Sigmoid::new())),
             }
             let weights = values(w[0] * w[1], 12 + i as u64)
                 .iter()

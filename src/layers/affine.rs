@@ -1,7 +1,7 @@
-use super::sealed::RowSplit;
+use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm_par, MatRef};
-use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
+use crate::kernels::reduce::{broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
@@ -48,11 +48,6 @@ pub struct Affine {
     cache: Option<ForwardShapes>,
     /// Whether the last forward succeeded (so `cache` and `x` are its).
     ready: bool,
-    /// Where `Sequential` cuts the batch (dW and db summed per part).
-    row_split: RowSplit,
-    /// dW and db of the rows after the cut.
-    dw_rest: Vec<f32>,
-    db_rest: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,9 +86,6 @@ impl Affine {
             dx: Tensor::zeros(&[0]),
             cache: None,
             ready: false,
-            row_split: RowSplit::default(),
-            dw_rest: Vec::new(),
-            db_rest: Vec::new(),
         })
     }
 
@@ -208,64 +200,62 @@ impl Affine {
             .filter(|_| self.ready)
             .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
-        let (n, k, m) = (c.n, c.k, c.m);
-        let dy = MatRef::row_major(dout.data(), n, m);
+        let (k, m) = (c.k, c.m);
 
         if want_dx {
             self.dx.resize_buffer(&c.x_shape);
-            gemm_par(
-                1.0,
-                dy,
-                MatRef::row_major(self.w.data(), k, m).t(),
-                0.0,
-                self.dx.data_mut(),
-            );
+            input_grad(dout.data(), &self.w, self.dx.data_mut());
         }
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
-        // per thread, never partial sums across threads. With a row split,
-        // rows ..s and s.. are summed apart and then added, exactly as
-        // `Sequential`'s batch chunks are.
-        let s = self.row_split.at.filter(|&s| 0 < s && s < n).unwrap_or(n);
-        let (x, dy) = (&self.x, dout.data());
-        gemm_par(
-            1.0,
-            MatRef::row_major(&x[..s * k], s, k).t(),
-            MatRef::row_major(&dy[..s * m], s, m),
-            0.0,
-            self.dw.data_mut(),
-        );
-        col_sums(&dy[..s * m], self.db.data_mut());
-        if s < n {
-            // What a chunk of rows s.. computes, added as the chunks are.
-            let (x_rest, dy_rest) = (
-                MatRef::row_major(&x[s * k..], n - s, k).t(),
-                MatRef::row_major(&dy[s * m..], n - s, m),
-            );
-            if n - s <= FOLD_MAX_ROWS {
-                // One block of sums: dW + (its sum), rounded once, as adding
-                // the chunk's dW rounds it.
-                gemm_par(1.0, x_rest, dy_rest, 1.0, self.dw.data_mut());
-            } else {
-                self.dw_rest.resize(k * m, 0.0);
-                gemm_par(1.0, x_rest, dy_rest, 0.0, &mut self.dw_rest);
-                axpy(1.0, &self.dw_rest, self.dw.data_mut());
-            }
-            self.db_rest.resize(m, 0.0);
-            col_sums(&dy[s * m..], &mut self.db_rest);
-            axpy(1.0, &self.db_rest, self.db.data_mut());
-        }
+        // per thread, never partial sums across threads.
+        param_grads(&self.x, dout.data(), k, m, &mut self.dw, &mut self.db);
         self.has_grads = true;
         Ok(())
     }
 }
 
-/// Up to this many rows after a row split, dW's second part is folded into
-/// the first by the product itself (β = 1), one pass less than a separate
-/// product and a sum. That gives the bits of the sum only while the product
-/// sums all its rows in one block: matrixmultiply's blocks are 256 deep
-/// (`MATMUL_SGEMM_KC`, which no sane build sets below 64), and so are
-/// `gemm_direct`'s. `tests/determinism.rs` covers both sides of the bound.
-const FOLD_MAX_ROWS: usize = 64;
+/// Y = X·W + b for the rows `x`: b broadcast, then X·W added. The layer's
+/// forward and `Sequential`'s batch chunks both compute it here, so a row's
+/// output has the same bits in any batch.
+fn output(x: &[f32], w: &Tensor, b: &Tensor, y: &mut [f32]) {
+    let (k, m) = (w.shape()[0], w.shape()[1]);
+    broadcast_rows(b.data(), y);
+    gemm_par(
+        1.0,
+        MatRef::row_major(x, x.len() / k, k),
+        MatRef::row_major(w.data(), k, m),
+        1.0,
+        y,
+    );
+}
+
+/// dX = dY·Wᵀ for the rows `dy`, for the layer's backward and the batch
+/// chunks alike.
+fn input_grad(dy: &[f32], w: &Tensor, dx: &mut [f32]) {
+    let (k, m) = (w.shape()[0], w.shape()[1]);
+    gemm_par(
+        1.0,
+        MatRef::row_major(dy, dy.len() / m, m),
+        MatRef::row_major(w.data(), k, m).t(),
+        0.0,
+        dx,
+    );
+}
+
+/// dW = Xᵀ·dY and db = Σ_rows dY for the rows `x` (k wide) and `dy` (m
+/// wide): the one place both sums over the batch are taken, for the layer's
+/// own backward and for `Sequential`'s batch chunks.
+fn param_grads(x: &[f32], dy: &[f32], k: usize, m: usize, dw: &mut Tensor, db: &mut Tensor) {
+    let n = dy.len() / m;
+    gemm_par(
+        1.0,
+        MatRef::row_major(&x[..n * k], n, k).t(),
+        MatRef::row_major(dy, n, m),
+        0.0,
+        dw.data_mut(),
+    );
+    col_sums(dy, db.data_mut());
+}
 
 /// (K, M) of a valid weight/bias pair, or an `Err` naming both shapes.
 fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usize), Error> {
@@ -342,14 +332,7 @@ impl Affine {
         } else {
             self.out.resize_buffer(&[n, m]);
         }
-        broadcast_rows(self.b.data(), self.out.data_mut());
-        gemm_par(
-            1.0,
-            MatRef::row_major(x.data(), n, k),
-            MatRef::row_major(self.w.data(), k, m),
-            1.0,
-            self.out.data_mut(),
-        );
+        output(x.data(), &self.w, &self.b, self.out.data_mut());
         let cache = self.cache.get_or_insert_with(|| ForwardShapes {
             x_shape: Vec::new(),
             n,
@@ -397,8 +380,12 @@ impl Layer for Affine {
         f("bias", self.db.data_mut());
     }
 
-    fn row_split(&mut self) -> Option<&mut RowSplit> {
-        Some(&mut self.row_split)
+    fn row_wise(&self) -> Option<&dyn RowWise> {
+        Some(self)
+    }
+
+    fn row_wise_mut(&mut self) -> Option<&mut dyn RowWise> {
+        Some(self)
     }
 
     /// `weight` then `bias`.
@@ -410,5 +397,35 @@ impl Layer for Affine {
     fn visit_state_ref(&self, f: &mut dyn FnMut(&str, &Tensor)) {
         f("weight", &self.w);
         f("bias", &self.b);
+    }
+}
+
+/// Rows of a 2-D batch, through the functions `forward_ref` and
+/// `backward_ref` use: [`output`], [`input_grad`], [`param_grads`].
+impl RowWise for Affine {
+    fn out_width(&self, width: usize) -> Option<usize> {
+        (width == self.w.shape()[0]).then_some(self.w.shape()[1])
+    }
+
+    fn flops_per_row(&self, _width: usize) -> usize {
+        2 * self.w.numel()
+    }
+
+    fn forward_rows(&self, x: &[f32], y: &mut [f32], _signs: &mut Vec<u8>) {
+        output(x, &self.w, &self.b, y);
+    }
+
+    fn backward_rows(&self, _x: &[f32], _y: &[f32], _signs: &[u8], dy: &[f32], dx: &mut [f32]) {
+        input_grad(dy, &self.w, dx);
+    }
+
+    fn param_grads(&mut self, x: &[f32], dy: &[f32]) {
+        let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
+        param_grads(x, dy, k, m, &mut self.dw, &mut self.db);
+        self.has_grads = true;
+    }
+
+    fn forget(&mut self) {
+        self.ready = false;
     }
 }

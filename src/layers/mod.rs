@@ -28,17 +28,43 @@ pub use softmax_loss::{cross_entropy, Labels, SoftmaxWithLoss};
 
 use crate::{Error, Param, StateMut, Tensor};
 
-/// Types in [`Layer`]'s signature that no code outside the crate can name,
-/// so that no other layer can take part in what they control.
+/// Types in [`Layer`]'s signature that no code outside the crate can name
+/// or implement, so that no other layer can take part in what they control.
 pub mod sealed {
-    /// The row where `Sequential` cuts the batch of a small training step
-    /// in two (`batch_chunks`). A layer told `Some(s)` sums its parameter
-    /// gradients over rows `0..s` and `s..n` separately and then adds the
-    /// two, exactly as two chunks' gradients are added, so the whole batch
-    /// and its chunks give the same bits.
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    pub struct RowSplit {
-        pub(crate) at: Option<usize>,
+    mod private {
+        pub trait Sealed {}
+        impl Sealed for crate::Affine {}
+        impl<Op: crate::kernels::activation::PointwiseOp> Sealed for crate::Pointwise<Op> {}
+    }
+
+    /// A layer whose every output row depends on its input row alone
+    /// (Affine and the pointwise activations), which `Sequential` runs on
+    /// row ranges of a batch side by side (`batch_chunks`), on buffers it
+    /// owns: `x` and `y` are the rows of the layer's input and output,
+    /// `signs` a buffer of the caller's for what the backward reads besides
+    /// them. Each call computes exactly what the layer's own `forward_ref`
+    /// and `backward_ref` compute for those rows, with the same kernels, so
+    /// any cut of the batch gives the same bits.
+    pub trait RowWise: Sync + private::Sealed {
+        /// The width of the output rows for input rows of `width`, or `None`
+        /// when the layer cannot take such rows.
+        fn out_width(&self, width: usize) -> Option<usize>;
+        /// About how many flops one input row of `width` costs forward (as
+        /// many again backward): what decides whether a step is small.
+        fn flops_per_row(&self, width: usize) -> usize;
+        /// `y` = the layer's output for the rows `x`.
+        fn forward_rows(&self, x: &[f32], y: &mut [f32], signs: &mut Vec<u8>);
+        /// `dx` = the gradient with respect to the rows `x`, from `dy`, the
+        /// gradient with respect to their output `y`.
+        fn backward_rows(&self, x: &[f32], y: &[f32], signs: &[u8], dy: &[f32], dx: &mut [f32]);
+        /// The parameter gradients of the whole batch from its input `x`
+        /// and output gradient `dy` (every row, in one piece: these are
+        /// the sums over the batch).
+        fn param_grads(&mut self, x: &[f32], dy: &[f32]);
+        /// Forgets the layer's own forward cache, which `Sequential`'s run
+        /// on its buffers did not fill: a `backward` through the layer
+        /// itself is then refused.
+        fn forget(&mut self);
     }
 }
 
@@ -151,8 +177,7 @@ pub trait Layer: Send + Sync + LayerClone {
 
     /// Calls `f` with the name and the gradient (mutable, flat) of every
     /// parameter, in [`visit_params`](Layer::visit_params) order: to clip
-    /// or rescale gradients before an optimizer step (and how `Sequential`
-    /// adds up the gradients of a batch cut into chunks). Does nothing for
+    /// or rescale gradients before an optimizer step. Does nothing for
     /// layers without parameters; a custom layer with parameters should
     /// implement it.
     ///
@@ -172,12 +197,19 @@ pub trait Layer: Send + Sync + LayerClone {
         let _ = f;
     }
 
-    /// Where `Sequential` cuts the batch of a small training step in two
-    /// (see [`Sequential::loss`](crate::Sequential::loss)), for the crate's
-    /// own row-independent layers (Affine and the pointwise activations);
-    /// `None`, and unimplementable, for any other layer.
+    /// The layer as [`sealed::RowWise`], which `Sequential` runs on row
+    /// ranges of a small training step's batch side by side (see
+    /// [`Sequential::loss`](crate::Sequential::loss)): the crate's Affine
+    /// layers and pointwise activations. `None`, and unimplementable, for
+    /// any other layer.
     #[doc(hidden)]
-    fn row_split(&mut self) -> Option<&mut sealed::RowSplit> {
+    fn row_wise(&self) -> Option<&dyn sealed::RowWise> {
+        None
+    }
+
+    /// [`row_wise`](Layer::row_wise), mutable.
+    #[doc(hidden)]
+    fn row_wise_mut(&mut self) -> Option<&mut dyn sealed::RowWise> {
         None
     }
 

@@ -1,7 +1,7 @@
 //! Elementwise activation layers: one generic layer over a
 //! [`PointwiseOp`], and the named ones as its instances.
 
-use super::sealed::RowSplit;
+use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, Layer};
 use crate::kernels::activation::{
     pointwise_backward, pointwise_backward_signs, pointwise_forward, pointwise_forward_signs,
@@ -47,9 +47,6 @@ pub struct Pointwise<Op: PointwiseOp> {
     shape: Vec<usize>,
     dx: Tensor,
     ready: bool,
-    /// Unused: elementwise work gives the same bits for any cut of the
-    /// batch; its presence says so to `Sequential`.
-    row_split: RowSplit,
 }
 
 impl<Op: PointwiseOp + Default> Default for Pointwise<Op> {
@@ -78,7 +75,6 @@ impl<Op: PointwiseOp> Pointwise<Op> {
             shape: Vec::new(),
             dx: Tensor::zeros(&[0]),
             ready: false,
-            row_split: RowSplit::default(),
         }
     }
 
@@ -143,8 +139,12 @@ impl<Op: PointwiseOp> Pointwise<Op> {
 
 impl<Op: PointwiseOp> Layer for Pointwise<Op> {
     /// Elementwise, without parameters.
-    fn row_split(&mut self) -> Option<&mut RowSplit> {
-        Some(&mut self.row_split)
+    fn row_wise(&self) -> Option<&dyn RowWise> {
+        Some(self)
+    }
+
+    fn row_wise_mut(&mut self) -> Option<&mut dyn RowWise> {
+        Some(self)
     }
 
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
@@ -196,6 +196,41 @@ impl<Op: PointwiseOp> Layer for Pointwise<Op> {
 
     /// No state.
     fn visit_state_ref(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+}
+
+/// Elementwise, with the kernels of `forward_ref` and `backward_ref`; the
+/// sign class of a [`Keep::Sign`] op goes to the caller's `signs`.
+impl<Op: PointwiseOp> RowWise for Pointwise<Op> {
+    fn out_width(&self, width: usize) -> Option<usize> {
+        Some(width)
+    }
+
+    fn flops_per_row(&self, width: usize) -> usize {
+        width
+    }
+
+    fn forward_rows(&self, x: &[f32], y: &mut [f32], signs: &mut Vec<u8>) {
+        if Op::KEEP == Keep::Sign {
+            signs.resize(sign_bytes(x.len()), 0);
+            pointwise_forward_signs(self.isa, self.op, x, y, signs);
+        } else {
+            pointwise_forward(self.isa, self.op, x, y);
+        }
+    }
+
+    fn backward_rows(&self, x: &[f32], y: &[f32], signs: &[u8], dy: &[f32], dx: &mut [f32]) {
+        match Op::KEEP {
+            Keep::Sign => pointwise_backward_signs(self.isa, self.op, signs, Some(dy), dx),
+            Keep::Input => pointwise_backward(self.isa, self.op, x, Some(dy), dx),
+            Keep::Output => pointwise_backward(self.isa, self.op, y, Some(dy), dx),
+        }
+    }
+
+    fn param_grads(&mut self, _x: &[f32], _dy: &[f32]) {}
+
+    fn forget(&mut self) {
+        self.ready = false;
+    }
 }
 
 /// Rectified linear unit, `y = max(x, 0)` elementwise, for input of any shape.

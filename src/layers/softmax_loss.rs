@@ -4,7 +4,6 @@ use crate::kernels::softmax::{
     softmax_xent_index_backward_with, softmax_xent_index_forward_with, RowStats,
 };
 use crate::{Error, Tensor};
-use std::ops::Range;
 
 /// The targets of a cross-entropy loss.
 ///
@@ -130,20 +129,6 @@ pub fn cross_entropy(logits: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
     layer.forward_as("cross entropy", logits, t)
 }
 
-/// `part(0..n)`, or with a split at `s < n` `part(0..s) + part(s..n)`:
-/// each part's rows summed apart (in f64), then added, as two batch chunks
-/// are.
-fn sum_over_parts(
-    n: usize,
-    split: Option<usize>,
-    mut part: impl FnMut(Range<usize>) -> f64,
-) -> f64 {
-    match split.filter(|&s| s < n) {
-        Some(s) => part(0..s) + part(s..n),
-        None => part(0..n),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelKind {
     Index,
@@ -237,81 +222,46 @@ impl SoftmaxWithLoss {
     }
 
     fn forward_as(&mut self, op: &'static str, x: &Tensor, t: Labels<'_>) -> Result<f32, Error> {
-        let total = self.forward_total(op, x, t, None)?;
-        Ok((total / self.n as f64) as f32)
-    }
-
-    /// [`forward`](SoftmaxWithLoss::forward) with the rows' losses summed
-    /// over rows `..split` and `split..` apart, then added: the same bits as
-    /// `Sequential`'s two batch chunks.
-    pub(crate) fn forward_split(
-        &mut self,
-        x: &Tensor,
-        t: Labels<'_>,
-        split: usize,
-    ) -> Result<f32, Error> {
-        let total = self.forward_total("softmax with loss forward", x, t, Some(split))?;
-        Ok((total / self.n as f64) as f32)
-    }
-
-    /// [`forward`](SoftmaxWithLoss::forward) before the division by N: the
-    /// f64 sum of the rows' losses (of rows `..split` and `split..` apart,
-    /// then added, with a split), which batch chunks add up before one
-    /// division by the whole batch's N.
-    pub(crate) fn forward_total(
-        &mut self,
-        op: &'static str,
-        x: &Tensor,
-        t: Labels<'_>,
-        split: Option<usize>,
-    ) -> Result<f64, Error> {
         // A refused forward leaves nothing for a backward to use.
         self.kind = None;
         let (n, c) = loss_dims(op, x)?;
         check_labels(op, x, n, c, t)?;
         self.y.resize(n * c, 0.0);
         self.stats.resize(n, RowStats::default());
-        let (isa, xs, ys, stats) = (self.isa, x.data(), &mut self.y, &mut self.stats);
-        let elems = move |r: &Range<usize>| r.start * c..r.end * c;
         let total = match t {
             Labels::Index(idx) => {
                 self.index.clear();
                 self.index.extend_from_slice(idx);
                 self.kind = Some(LabelKind::Index);
-                sum_over_parts(n, split, |r| {
-                    softmax_xent_index_forward_with(
-                        isa,
-                        &xs[elems(&r)],
-                        c,
-                        &idx[r.clone()],
-                        &mut ys[elems(&r)],
-                        &mut stats[r],
-                    )
-                })
+                softmax_xent_index_forward_with(
+                    self.isa,
+                    x.data(),
+                    c,
+                    idx,
+                    &mut self.y,
+                    &mut self.stats,
+                )
             }
             Labels::OneHot(t) => {
                 super::store(&mut self.t, t.data());
                 self.t_sums.resize(n, 0.0);
                 self.kind = Some(LabelKind::Dense);
-                let (ts, t_sums) = (t.data(), &mut self.t_sums);
-                sum_over_parts(n, split, |r| {
-                    softmax_xent_dense_forward_with(
-                        isa,
-                        &xs[elems(&r)],
-                        c,
-                        &ts[elems(&r)],
-                        &mut ys[elems(&r)],
-                        &mut stats[r.clone()],
-                        &mut t_sums[r],
-                    )
-                })
+                softmax_xent_dense_forward_with(
+                    self.isa,
+                    x.data(),
+                    c,
+                    t.data(),
+                    &mut self.y,
+                    &mut self.stats,
+                    &mut self.t_sums,
+                )
             }
         };
         self.shape.clear();
         self.shape.extend_from_slice(x.shape());
         self.n = n;
         self.c = c;
-        Ok(total)
+        Ok((total / n as f64) as f32)
     }
 
     /// The gradient of `dout · loss` with respect to the last forward's
@@ -343,16 +293,10 @@ impl SoftmaxWithLoss {
     /// # Ok::<(), densegrad::Error>(())
     /// ```
     pub fn backward_ref(&mut self, dout: f32) -> Result<&Tensor, Error> {
-        self.backward_scaled(dout / self.n as f32)
-    }
-
-    /// `scale · (softmax(x) − t)`: [`backward_ref`](SoftmaxWithLoss::backward_ref)
-    /// with `dout / N` given, so that a chunk of a batch divides by the
-    /// whole batch's N.
-    pub(crate) fn backward_scaled(&mut self, scale: f32) -> Result<&Tensor, Error> {
         let kind = self
             .kind
             .ok_or_else(|| super::not_ready("softmax with loss backward"))?;
+        let scale = dout / self.n as f32;
         self.dx.resize_buffer(&self.shape);
         let dx = self.dx.data_mut();
         match kind {
