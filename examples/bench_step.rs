@@ -17,6 +17,8 @@
 //!   784-50-10 at batch 100 and 784-1024-1024-10 at batch 256 (ReLU, std-0.01
 //!   weights).
 //! - `w5`: one SGD step of the book's SimpleConvNet at batch 100.
+//! - `mlp_<widths>_b<batch>`, e.g. `mlp_100-19-10_b1000`: one SGD step of
+//!   the W4 kind (ReLU between Affine layers) of any widths and batch.
 //!
 //! Baselines and variants, densegrad only:
 //! - `relu_naive_4194304`: ReLU forward + backward as a naive scalar loop with
@@ -275,10 +277,16 @@ fn sgd_steps(net: &mut Sequential, x: &Tensor, t: &[usize]) -> Bench {
 
 fn w4(name: &str) -> Bench {
     let (sizes, batch) = mlp_sizes(name);
+    w4_mlp(&sizes, batch)
+}
+
+/// One SGD step of the W4 kind of network with layer widths `sizes` at
+/// batch `batch` (workloads `mlp_100-19-10_b1000`).
+fn w4_mlp(sizes: &[usize], batch: usize) -> Bench {
     let x = tensor(&[batch, sizes[0]], 8, 1.0)?;
     let t = labels(batch, *sizes.last().unwrap());
     let mut net = Sequential::new();
-    for layer in mlp_layers(&sizes)? {
+    for layer in mlp_layers(sizes)? {
         net.push(layer);
     }
     sgd_steps(&mut net, &x, &t)
@@ -388,6 +396,17 @@ fn run(workload: &str) -> Option<Bench> {
         ("w5", "") => w5(),
         ("relu", "naive_4194304") => relu_naive(4 << 20),
         ("relu", "owned_4194304") => relu_owned(4 << 20),
+        ("mlp", spec) => {
+            let (sizes, batch) = spec.rsplit_once("_b")?;
+            let sizes: Vec<usize> = sizes
+                .split('-')
+                .map(|v| v.parse().ok())
+                .collect::<Option<_>>()?;
+            if sizes.len() < 2 || sizes.contains(&0) {
+                return None;
+            }
+            w4_mlp(&sizes, batch.parse().ok().filter(|&b| b > 0)?)
+        }
         _ => return None,
     })
 }
@@ -399,7 +418,8 @@ fn main() {
         return;
     }
     let workload = args.workload.expect("clap requires it");
-    if !WORKLOADS.contains(&workload.as_str()) || args.threads == 0 {
+    let known = WORKLOADS.contains(&workload.as_str()) || workload.starts_with("mlp_");
+    if !known || args.threads == 0 {
         eprintln!(
             "error: unknown workload {workload:?} or --threads 0; workloads: {}",
             WORKLOADS.join(", ")
@@ -419,6 +439,9 @@ fn main() {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
-        None => unreachable!("every listed workload runs"),
+        None => {
+            eprintln!("error: cannot parse workload {workload:?} (e.g. mlp_100-19-10_b1000)");
+            std::process::exit(2);
+        }
     }
 }

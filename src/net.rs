@@ -409,8 +409,8 @@ impl Sequential {
     ///
     /// **Batch chunks.** A network of the crate's Affine layers and
     /// pointwise activations whose products are each below
-    /// [`GEMM_PAR_MIN_FLOPS`](crate::kernels::gemm::GEMM_PAR_MIN_FLOPS), on
-    /// a 2-D batch of at least 96 rows, is a *small step*: too small for
+    /// [`GEMM_HALVES_MIN_FLOPS`](crate::kernels::gemm::GEMM_HALVES_MIN_FLOPS),
+    /// on a 2-D batch of at least 96 rows, is a *small step*: too small for
     /// its products to be split across threads. When rayon has more than
     /// one thread, `loss` runs the layers on the two halves of such a
     /// batch's rows side by side, on activation buffers the network keeps

@@ -7,7 +7,9 @@
 //! - Sigmoid: ≤ 4 ε (f32 epsilon); where the result is below 1e-30 an
 //!   absolute 1e-44 (a few subnormal ulps).
 //! - Affine: |y − y64| ≤ 2(K + 2)·ε·(Σ|x||w| + |b|), the classic bound for a
-//!   dot product of K terms plus one addition.
+//!   dot product of K terms plus one addition; the same bound for products
+//!   of 4–16 MFLOP, whose forward is summed over two halves of K, and their
+//!   dX, dW and db (with N terms for dW and db).
 //! - softmax: ≤ 4 ε relative, whatever C and the logits' range (the shift
 //!   `x − max` is corrected by TwoSum and the row sum is kept in f64).
 //! - log-softmax: ≤ 1 ε·|y| + 2 ε absolute (one rounding of an f64 value,
@@ -226,6 +228,70 @@ fn loss_extremes_are_finite_and_exact() {
     );
     let dx = swl.backward(1.0).unwrap();
     assert_eq!(dx.data(), &[0.5, -0.5, 0.5, -0.5]);
+}
+
+/// Products of 4–16 MFLOP take the forward as two halves of K added (side
+/// by side on two threads) and dW from the input kept as two blocks of
+/// columns: forward and gradients against f64 at 1 and 2 threads, for K
+/// even, odd, and with a second half of 8 columns.
+#[test]
+fn affine_products_cut_in_k_match_f64() {
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (n, k, m) in [(100, 784, 50), (64, 97, 400), (150, 40, 500)] {
+            pool.install(|| affine_cut_in_k_matches_f64(n, k, m));
+        }
+    }
+}
+
+fn affine_cut_in_k_matches_f64(n: usize, k: usize, m: usize) {
+    let (x, w) = (fixed_values(n * k, 1), fixed_values(k * m, 2));
+    let (b, dy) = (fixed_values(m, 3), fixed_values(n * m, 4));
+    let mut fc = Affine::new(tensor(&[k, m], w.clone()), Tensor::from_slice(&b)).unwrap();
+    let y = fc.forward(&tensor(&[n, k], x.clone())).unwrap();
+    let dx = fc.backward(tensor(&[n, m], dy.clone())).unwrap();
+    let (x64, w64, b64, dy64) = (to64(&x), to64(&w), to64(&b), to64(&dy));
+    let want = affine64(&x64, n, k, &w64, m, &b64);
+    let scale = affine_abs64(&x64, n, k, &w64, m, &b64);
+    for i in 0..n * m {
+        let bound = 2.0 * (k as f64 + 2.0) * EPS * scale[i];
+        assert!(
+            (y.data()[i] as f64 - want[i]).abs() <= bound,
+            "{n}x{k}x{m}: y[{i}]"
+        );
+    }
+    // dX = dY·Wᵀ (M terms), dW = Xᵀ·dY and db = Σ dY (N terms).
+    let (dw, db) = (fc.dw().unwrap().data(), fc.db().unwrap().data());
+    for r in 0..n {
+        for j in 0..k {
+            let terms = (0..m).map(|c| dy64[r * m + c] * w64[j * m + c]);
+            assert_sum_within(dx.data()[r * k + j], terms, "dx");
+        }
+    }
+    for c in 0..m {
+        for j in 0..k {
+            let terms = (0..n).map(|r| x64[r * k + j] * dy64[r * m + c]);
+            assert_sum_within(dw[j * m + c], terms, "dw");
+        }
+        assert_sum_within(db[c], (0..n).map(|r| dy64[r * m + c]), "db");
+    }
+}
+
+/// `got` against the f64 sum of `terms`, within the bound of a sum of that
+/// many terms: 2(count + 2)·ε·Σ|term|.
+fn assert_sum_within(got: f32, terms: impl Iterator<Item = f64>, what: &str) {
+    let (mut sum, mut abs, mut count) = (0.0, 0.0, 0);
+    for t in terms {
+        (sum, abs, count) = (sum + t, abs + t.abs(), count + 1);
+    }
+    let bound = 2.0 * (count as f64 + 2.0) * EPS * abs;
+    assert!(
+        (got as f64 - sum).abs() <= bound,
+        "{what}: {got} against {sum}"
+    );
 }
 
 #[test]

@@ -245,7 +245,8 @@ const AWAKE_SPIN: Duration = Duration::from_micros(500);
 /// If no other thread took `b`, the calling thread runs it, as `join` does:
 /// a core that is busy when the join starts costs nothing; one that is
 /// taken from `b`'s thread midway makes the caller wait (spinning at most
-/// 500 µs, then blocking as `join` would).
+/// 500 µs, then blocking as `join` would). In a pool of one thread it runs
+/// `a` then `b`, with no job and no allocation.
 ///
 /// ```
 /// # use densegrad::kernels::parallel::join_awake;
@@ -259,6 +260,9 @@ where
     RA: Send,
     RB: Send,
 {
+    if rayon::current_num_threads() < 2 {
+        return (a(), b());
+    }
     let started = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let mut rb = None;

@@ -1,7 +1,8 @@
 use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
-use crate::kernels::gemm::{gemm_par, MatRef};
-use crate::kernels::reduce::{broadcast_rows, col_sums};
+use crate::kernels::gemm::{gemm, gemm_par, MatRef, GEMM_HALVES_MIN_FLOPS, GEMM_PAR_MIN_FLOPS};
+use crate::kernels::parallel::join_awake;
+use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
 use crate::{Init, InitRng};
@@ -15,6 +16,15 @@ use crate::{Init, InitRng};
 /// Backward computes `dX = dY·Wᵀ`, `dW = Xᵀ·dY` and `db = Σ_rows dY` with
 /// `matrixmultiply::sgemm`, reading the transposes through strides (no copy).
 /// `dW` and `db` are overwritten by each backward, not accumulated.
+///
+/// A forward product of 4–16 MFLOP
+/// ([`GEMM_HALVES_MIN_FLOPS`](crate::kernels::gemm::GEMM_HALVES_MIN_FLOPS)
+/// up to [`GEMM_PAR_MIN_FLOPS`](crate::kernels::gemm::GEMM_PAR_MIN_FLOPS),
+/// such as 100×784·784×50) is summed as `(b + X₁·W₁) + X₂·W₂` over two
+/// halves of K, run side by side when rayon has a second thread, and the
+/// input is kept as those two blocks of columns, from which dW's two halves
+/// of rows are computed side by side: each thread reads only its half of W
+/// and of X. The sums are the same at any thread count.
 ///
 /// ```
 /// use densegrad::{Affine, Layer, Tensor};
@@ -48,6 +58,11 @@ pub struct Affine {
     cache: Option<ForwardShapes>,
     /// Whether the last forward succeeded (so `cache` and `x` are its).
     ready: bool,
+    /// For a forward cut in K ([`k_cut`]): the input's columns `..cut`
+    /// and `cut..` (every row), each copied by the thread that reads it
+    /// again for dW, and X·W over the second part of K.
+    x_cols: [Vec<f32>; 2],
+    partial: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +71,9 @@ struct ForwardShapes {
     n: usize,
     k: usize,
     m: usize,
+    /// Where the forward cut K ([`k_cut`]); the input is then kept as its
+    /// two blocks of columns, in `x_cols`.
+    cut: Option<usize>,
 }
 
 impl Affine {
@@ -86,6 +104,8 @@ impl Affine {
             dx: Tensor::zeros(&[0]),
             cache: None,
             ready: false,
+            x_cols: [Vec::new(), Vec::new()],
+            partial: Vec::new(),
         })
     }
 
@@ -208,10 +228,28 @@ impl Affine {
         }
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
         // per thread, never partial sums across threads.
-        param_grads(&self.x, dout.data(), k, m, &mut self.dw, &mut self.db);
+        let (dy, dw, db) = (dout.data(), &mut self.dw, &mut self.db);
+        match c.cut {
+            Some(cut) => param_grads_by_columns(&self.x_cols, cut, dy, dw, db),
+            None => param_grads(&self.x, dy, k, m, dw, db),
+        }
         self.has_grads = true;
         Ok(())
     }
+}
+
+/// Where the forward product of n rows, K = k and M = m is cut in K, on a
+/// 16-column edge as `gemm_par` cuts dW's rows: for 4–16 MFLOP, where
+/// `gemm_par` would cut the output in two halves that each read all of W.
+/// In a training step the optimizer has just rewritten W, on both threads
+/// (it updates parameters of 16K–128K elements in halves): reading the
+/// other thread's half cost W4 small's 50-row products 16–19 µs each
+/// (`examples/cross_core.rs`). Cut in K, each thread reads the half of W
+/// it updates, and the one crossing left is the partial output (n × m).
+fn k_cut(n: usize, k: usize, m: usize) -> Option<usize> {
+    let flops = n.saturating_mul(k).saturating_mul(m).saturating_mul(2);
+    ((GEMM_HALVES_MIN_FLOPS..GEMM_PAR_MIN_FLOPS).contains(&flops) && k >= 32)
+        .then(|| k.div_ceil(2).next_multiple_of(16))
 }
 
 /// Y = X·W + b for the rows `x`: b broadcast, then X·W added. The layer's
@@ -324,27 +362,111 @@ impl Affine {
         }
         require_nonempty(OP, x)?;
 
-        if keep_input {
-            store(&mut self.x, x.data());
-        }
         if x.ndim() == 1 {
             self.out.resize_buffer(&[m]);
         } else {
             self.out.resize_buffer(&[n, m]);
         }
-        output(x.data(), &self.w, &self.b, self.out.data_mut());
+        let cut = k_cut(n, k, m);
+        match cut {
+            Some(cut) => self.output_in_k_halves(x.data(), cut, keep_input),
+            None => {
+                if keep_input {
+                    store(&mut self.x, x.data());
+                }
+                output(x.data(), &self.w, &self.b, self.out.data_mut());
+            }
+        }
         let cache = self.cache.get_or_insert_with(|| ForwardShapes {
             x_shape: Vec::new(),
             n,
             k,
             m,
+            cut,
         });
         cache.x_shape.clear();
         cache.x_shape.extend_from_slice(x.shape());
-        (cache.n, cache.k, cache.m) = (n, k, m);
+        (cache.n, cache.k, cache.m, cache.cut) = (n, k, m, cut);
         self.ready = keep_input;
         Ok(&self.out)
     }
+}
+
+impl Affine {
+    /// Y = X·W + b as `(b + X[:, ..cut]·W[..cut]) + X[:, cut..]·W[cut..]`,
+    /// the two products side by side; with `keep_input`, each thread also
+    /// copies its block of X's columns for dW. The same sums at any thread
+    /// count (one thread runs both halves in turn).
+    fn output_in_k_halves(&mut self, x: &[f32], cut: usize, keep_input: bool) {
+        let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
+        let n = x.len() / k;
+        self.partial.resize(n * m, 0.0);
+        let [x_top, x_bottom] = &mut self.x_cols;
+        let xm = MatRef::row_major(x, n, k);
+        let (w_top, w_bottom) = self.w.data().split_at(cut * m);
+        let (b, out, partial) = (self.b.data(), self.out.data_mut(), &mut self.partial);
+        join_awake(
+            || {
+                broadcast_rows(b, out);
+                let w_top = MatRef::row_major(w_top, cut, m);
+                gemm(1.0, xm.col_block(0, cut), w_top, 1.0, out);
+                if keep_input {
+                    copy_columns(x, k, 0..cut, x_top);
+                }
+            },
+            || {
+                let w_bottom = MatRef::row_major(w_bottom, k - cut, m);
+                gemm(1.0, xm.col_block(cut, k - cut), w_bottom, 0.0, partial);
+                if keep_input {
+                    copy_columns(x, k, cut..k, x_bottom);
+                }
+            },
+        );
+        axpy(1.0, &self.partial, self.out.data_mut());
+    }
+}
+
+/// `block` = the columns `cols` of every row of `x` (rows of `width`),
+/// resized to fit.
+fn copy_columns(x: &[f32], width: usize, cols: std::ops::Range<usize>, block: &mut Vec<f32>) {
+    let len = cols.len();
+    block.resize(x.len() / width * len, 0.0);
+    for (row, out) in x.chunks_exact(width).zip(block.chunks_exact_mut(len)) {
+        out.copy_from_slice(&row[cols.clone()]);
+    }
+}
+
+/// [`param_grads`] from the input kept as its columns `..cut` and `cut..`:
+/// dW's rows `..cut` and `cut..` side by side, each from its block (on the
+/// thread that copied it, when the helper takes the same half).
+fn param_grads_by_columns(
+    x_cols: &[Vec<f32>; 2],
+    cut: usize,
+    dy: &[f32],
+    dw: &mut Tensor,
+    db: &mut Tensor,
+) {
+    let m = db.numel();
+    let n = dy.len() / m;
+    let (dw_top, dw_bottom) = dw.data_mut().split_at_mut(cut * m);
+    let block = |x: &[f32], dw: &mut [f32]| {
+        let rows = dw.len() / m;
+        gemm(
+            1.0,
+            MatRef::row_major(x, n, rows).t(),
+            MatRef::row_major(dy, n, m),
+            0.0,
+            dw,
+        );
+    };
+    let db = db.data_mut();
+    join_awake(
+        || {
+            block(&x_cols[0], dw_top);
+            col_sums(dy, db);
+        },
+        || block(&x_cols[1], dw_bottom),
+    );
 }
 
 impl Layer for Affine {
@@ -419,9 +541,31 @@ impl RowWise for Affine {
         input_grad(dy, &self.w, dx);
     }
 
+    /// dW's two halves of rows side by side whatever the product's size
+    /// (below 4 MFLOP `gemm_par` would not cut it): in a chunked step the
+    /// other thread has just run the second half of the batch and is
+    /// awake. Cut by output, so the bits of one product. 100-19-10 at
+    /// batch 1000, 2 threads: 220 µs against 278–283 µs with dW on one
+    /// thread (which also let the helper fall asleep before the next
+    /// step's join).
     fn param_grads(&mut self, x: &[f32], dy: &[f32]) {
         let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
-        param_grads(x, dy, k, m, &mut self.dw, &mut self.db);
+        if k < 32 {
+            param_grads(x, dy, k, m, &mut self.dw, &mut self.db);
+        } else {
+            let n = dy.len() / m;
+            let cut = k.div_ceil(2).next_multiple_of(16);
+            let xt = MatRef::row_major(x, n, k).t();
+            let (dw_top, dw_bottom) = self.dw.data_mut().split_at_mut(cut * m);
+            let (dym, db) = (MatRef::row_major(dy, n, m), self.db.data_mut());
+            join_awake(
+                || {
+                    gemm(1.0, xt.row_block(0, cut), dym, 0.0, dw_top);
+                    col_sums(dy, db);
+                },
+                || gemm(1.0, xt.row_block(cut, k - cut), dym, 0.0, dw_bottom),
+            );
+        }
         self.has_grads = true;
     }
 

@@ -59,7 +59,8 @@ pub mod sealed {
         fn backward_rows(&self, x: &[f32], y: &[f32], signs: &[u8], dy: &[f32], dx: &mut [f32]);
         /// The parameter gradients of the whole batch from its input `x`
         /// and output gradient `dy` (every row, in one piece: these are
-        /// the sums over the batch).
+        /// the sums over the batch), split only by output, so with the
+        /// bits of the layer's own backward.
         fn param_grads(&mut self, x: &[f32], dy: &[f32]);
         /// Forgets the layer's own forward cache, which `Sequential`'s run
         /// on its buffers did not fill: a `backward` through the layer

@@ -302,3 +302,17 @@ pub fn maxpool64(
     }
     (y, oh, ow)
 }
+
+/// `len` fixed values in [-1, 1) from `seed` (xorshift), for tests at sizes
+/// too large for proptest to shrink usefully.
+pub fn fixed_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
