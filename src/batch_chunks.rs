@@ -4,7 +4,8 @@
 //! nothing from splitting each product (a fork/join costs more than such a
 //! product's half). Instead, when rayon has more than
 //! one thread, [`Sequential::loss`] runs the layers on the two halves of
-//! the batch's rows side by side, in one [`join_awake`]. Only layers whose
+//! the batch's rows side by side, in one
+//! [`join_awake`](crate::kernels::parallel::join_awake). Only layers whose
 //! every output row depends on its input row alone take part (the crate's
 //! Affine and pointwise activations, through the sealed [`RowWise`]), and
 //! they run on buffers laid out here for the whole batch, each half writing
@@ -22,20 +23,9 @@
 //! [`RowWise`]: crate::layers::sealed::RowWise
 
 use crate::kernels::gemm::GEMM_HALVES_MIN_FLOPS;
-use crate::kernels::parallel::join_awake;
+use crate::kernels::parallel::{timed_join, BackOff};
 use crate::layers::sealed::RowWise;
 use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
-use std::time::Instant;
-
-/// Steps run whole once the second half's thread keeps falling behind.
-/// With the other core of the 2-core VMs this was measured on fully busy,
-/// that thread gets half a core, and chunking every step made W4 small
-/// 1.3× slower than one thread (1.1× with this back-off); on a quiet
-/// machine about one join in 500 waits that long (an interrupt, a page
-/// fault), too few to make three of 32.
-const BACK_OFF_STEPS: u32 = 64;
-/// Of the last 32 joins, this many stalled ones start a back-off.
-const STALLS_TO_BACK_OFF: u32 = 3;
 
 /// Batches of fewer rows run whole. 784-50-10 SGD steps, medians, whole
 /// against chunked (µs): batch 48 at 2 threads 100 against 108 (chunks of
@@ -116,11 +106,9 @@ pub(crate) struct BatchChunks {
     split: usize,
     /// Rows of the last chunked batch; 0 when the last `loss` ran whole.
     rows: usize,
-    /// Steps left to run whole after the second half's thread kept
-    /// falling behind (its core was busy).
-    back_off: u32,
-    /// One bit per recent join, newest lowest: whether it stalled.
-    stalls: u32,
+    /// Steps run unchunked while the second half's thread keeps falling
+    /// behind (its core is busy).
+    back_off: BackOff,
 }
 
 impl BatchChunks {
@@ -135,26 +123,11 @@ impl BatchChunks {
         self.rows > 0
     }
 
-    /// Whether this step may run in chunks: not for [`BACK_OFF_STEPS`]
-    /// steps after the second half's thread kept stalling. (Either way
-    /// gives the same bits, so this choice by timing changes only the
-    /// speed.)
+    /// Whether this step may run in chunks: not while the second half's
+    /// thread keeps stalling ([`BackOff`]). (Either way gives the same
+    /// bits, so this choice by timing changes only the speed.)
     pub(crate) fn take_turn(&mut self) -> bool {
-        if self.back_off > 0 {
-            self.back_off -= 1;
-            return false;
-        }
-        true
-    }
-
-    /// Records whether the last join stalled, and backs off after
-    /// [`STALLS_TO_BACK_OFF`] of the last 32.
-    fn note(&mut self, stalled: bool) {
-        self.stalls = self.stalls << 1 | u32::from(stalled);
-        if self.stalls.count_ones() >= STALLS_TO_BACK_OFF {
-            self.back_off = BACK_OFF_STEPS;
-            self.stalls = 0;
-        }
+        self.back_off.take_turn()
     }
 
     /// The mean loss of the batch `x` against `t`: `layers` forward on
@@ -201,7 +174,7 @@ impl BatchChunks {
             || forward_rows(rw, x_top, &mut top, signs_top),
             || forward_rows(rw, x_bottom, &mut bottom, signs_bottom),
         );
-        self.note(stalled);
+        self.back_off.note(stalled);
         let mean = loss.forward(&self.acts[rw.len()], t)?;
         (self.split, self.rows) = (split, n);
         Ok(mean)
@@ -261,7 +234,7 @@ impl BatchChunks {
                 || backward_rows(rw, &acts_bottom, &mut grads_bottom, g_bottom, signs_bottom);
             if flops >= SIDE_BY_SIDE_BACKWARD_MIN_FLOPS {
                 let (_, stalled) = timed_join(top, bottom);
-                self.note(stalled);
+                self.back_off.note(stalled);
             } else {
                 top();
                 bottom();
@@ -311,30 +284,6 @@ fn backward_rows(
         let dy: &[f32] = if i == last { g } else { above[0] };
         layers[i].backward_rows(acts[i], acts[i + 1], &signs[i], dy, below[i]);
     }
-}
-
-/// [`join_awake`], and whether the calling thread, done with `a`, then
-/// waited longer for `b` than `a` took: the thread running `b` shares its
-/// core with another process (or lost it), which a step cannot win back, or
-/// no thread was free to take `b` at all.
-fn timed_join<A, B, RA, RB>(a: A, b: B) -> ((RA, RB), bool)
-where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
-{
-    let start = Instant::now();
-    let mut a_done = start;
-    let results = join_awake(
-        || {
-            let ra = a();
-            a_done = Instant::now();
-            ra
-        },
-        b,
-    );
-    (results, a_done.elapsed() > a_done - start)
 }
 
 #[cfg(test)]

@@ -329,3 +329,132 @@ fn linger_after_join() {
         LINGERING.set(false);
     });
 }
+
+/// Joins that stall (see [`timed_join`]) back off for a while: after
+/// [`BackOff::STALLS`] of the last 32 joins stalled, the next
+/// [`BackOff::SKIPS`] turns run on the calling thread alone. Kept by
+/// whoever joins (a network, a layer), never global. With the other core
+/// of the 2-core VMs this was measured on fully busy, the helper gets half
+/// a core, and chunking every step made W4 small 1.3× slower than one
+/// thread (1.1× with the back-off); on a quiet machine about one join in
+/// 500 waits that long (an interrupt, a page fault), too few to make three
+/// of 32.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BackOff {
+    /// Turns left to run on the calling thread.
+    skips: u32,
+    /// One bit per recent join, newest lowest: whether it stalled.
+    stalls: u32,
+}
+
+impl BackOff {
+    const STALLS: u32 = 3;
+    const SKIPS: u32 = 64;
+
+    /// Whether this turn may join: not while backing off.
+    pub(crate) fn take_turn(&mut self) -> bool {
+        if self.skips > 0 {
+            self.skips -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Records whether a join stalled, and backs off after
+    /// [`BackOff::STALLS`] of the last 32.
+    pub(crate) fn note(&mut self, stalled: bool) {
+        self.stalls = self.stalls << 1 | u32::from(stalled);
+        if self.stalls.count_ones() >= Self::STALLS {
+            self.skips = Self::SKIPS;
+            self.stalls = 0;
+        }
+    }
+
+    /// `(a(), b())`: through [`timed_join`] when this turn may join, noting
+    /// whether it stalled, else `a` then `b` on the calling thread. For
+    /// halves whose results do not depend on which way they ran.
+    pub(crate) fn join<A, B, RA, RB>(&mut self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        if rayon::current_num_threads() < 2 || !self.take_turn() {
+            return (a(), b());
+        }
+        let (results, stalled) = timed_join(a, b);
+        self.note(stalled);
+        results
+    }
+}
+
+/// [`join_awake`], and whether the calling thread, done with `a`, then
+/// waited longer for `b` than `a` took: the thread running `b` shares its
+/// core with another process (or lost it), which the join cannot win back,
+/// or no thread was free to take `b` at all.
+pub(crate) fn timed_join<A, B, RA, RB>(a: A, b: B) -> ((RA, RB), bool)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let start = Instant::now();
+    let mut a_done = start;
+    let results = join_awake(
+        || {
+            let ra = a();
+            a_done = Instant::now();
+            ra
+        },
+        b,
+    );
+    (results, a_done.elapsed() > a_done - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_skips_64_turns_after_3_stalls_in_32_joins() {
+        let mut b = BackOff::default();
+        // Two stalls among 32 joins: no back-off.
+        for i in 0..32 {
+            assert!(b.take_turn());
+            b.note(i == 3 || i == 20);
+        }
+        assert!(b.take_turn());
+        // Stalls older than 32 joins are forgotten: 29 more joins (the last
+        // one stalled) push the old two out; one more stall makes two, a
+        // third starts the back-off.
+        for i in 0..29 {
+            b.note(i == 28);
+        }
+        b.note(true);
+        assert!(b.take_turn());
+        b.note(true);
+        for _ in 0..BackOff::SKIPS {
+            assert!(!b.take_turn());
+        }
+        assert!(b.take_turn());
+    }
+
+    #[test]
+    fn back_off_join_runs_both_halves_either_way() {
+        let mut b = BackOff {
+            skips: 1,
+            stalls: 0,
+        };
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for _ in 0..2 {
+                assert_eq!(pool.install(|| b.join(|| 1, || 2)), (1, 2));
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm, gemm_par, MatRef, GEMM_HALVES_MIN_FLOPS, GEMM_PAR_MIN_FLOPS};
-use crate::kernels::parallel::join_awake;
+use crate::kernels::parallel::BackOff;
 use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
@@ -63,6 +63,9 @@ pub struct Affine {
     /// again for dW, and X·W over the second part of K.
     x_cols: [Vec<f32>; 2],
     partial: Vec<f32>,
+    /// Those halves run on the calling thread alone while the other one
+    /// keeps stalling (its core busy with another process).
+    back_off: BackOff,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +109,7 @@ impl Affine {
             ready: false,
             x_cols: [Vec::new(), Vec::new()],
             partial: Vec::new(),
+            back_off: BackOff::default(),
         })
     }
 
@@ -230,7 +234,16 @@ impl Affine {
         // per thread, never partial sums across threads.
         let (dy, dw, db) = (dout.data(), &mut self.dw, &mut self.db);
         match c.cut {
-            Some(cut) => param_grads_by_columns(&self.x_cols, cut, dy, dw, db),
+            // The input kept as its two blocks of columns (each on the
+            // thread that copied it).
+            Some(cut) => {
+                let [top, bottom] = &self.x_cols;
+                let xt = [
+                    MatRef::row_major(top, c.n, cut).t(),
+                    MatRef::row_major(bottom, c.n, k - cut).t(),
+                ];
+                param_grads_in_halves(xt, cut, dy, (dw, db), &mut self.back_off);
+            }
             None => param_grads(&self.x, dy, k, m, dw, db),
         }
         self.has_grads = true;
@@ -248,8 +261,17 @@ impl Affine {
 /// it updates, and the one crossing left is the partial output (n × m).
 fn k_cut(n: usize, k: usize, m: usize) -> Option<usize> {
     let flops = n.saturating_mul(k).saturating_mul(m).saturating_mul(2);
-    ((GEMM_HALVES_MIN_FLOPS..GEMM_PAR_MIN_FLOPS).contains(&flops) && k >= 32)
-        .then(|| k.div_ceil(2).next_multiple_of(16))
+    if (GEMM_HALVES_MIN_FLOPS..GEMM_PAR_MIN_FLOPS).contains(&flops) {
+        half_of(k)
+    } else {
+        None
+    }
+}
+
+/// Where `k` rows or columns are cut in two: the first 16-element edge at or
+/// after the middle, or `None` below 32 (a half would be empty or tiny).
+fn half_of(k: usize) -> Option<usize> {
+    (k >= 32).then(|| k.div_ceil(2).next_multiple_of(16))
 }
 
 /// Y = X·W + b for the rows `x`: b broadcast, then X·W added. The layer's
@@ -405,7 +427,7 @@ impl Affine {
         let xm = MatRef::row_major(x, n, k);
         let (w_top, w_bottom) = self.w.data().split_at(cut * m);
         let (b, out, partial) = (self.b.data(), self.out.data_mut(), &mut self.partial);
-        join_awake(
+        self.back_off.join(
             || {
                 broadcast_rows(b, out);
                 let w_top = MatRef::row_major(w_top, cut, m);
@@ -436,36 +458,26 @@ fn copy_columns(x: &[f32], width: usize, cols: std::ops::Range<usize>, block: &m
     }
 }
 
-/// [`param_grads`] from the input kept as its columns `..cut` and `cut..`:
-/// dW's rows `..cut` and `cut..` side by side, each from its block (on the
-/// thread that copied it, when the helper takes the same half).
-fn param_grads_by_columns(
-    x_cols: &[Vec<f32>; 2],
+/// [`param_grads`] in two halves of dW's rows side by side, from the two
+/// row blocks of Xᵀ (`xt[0]` has `cut` rows): each half is the product
+/// that rows of one call would be, so the bits of one call.
+fn param_grads_in_halves(
+    xt: [MatRef<'_>; 2],
     cut: usize,
     dy: &[f32],
-    dw: &mut Tensor,
-    db: &mut Tensor,
+    (dw, db): (&mut Tensor, &mut Tensor),
+    back_off: &mut BackOff,
 ) {
     let m = db.numel();
-    let n = dy.len() / m;
+    let dy_m = MatRef::row_major(dy, dy.len() / m, m);
     let (dw_top, dw_bottom) = dw.data_mut().split_at_mut(cut * m);
-    let block = |x: &[f32], dw: &mut [f32]| {
-        let rows = dw.len() / m;
-        gemm(
-            1.0,
-            MatRef::row_major(x, n, rows).t(),
-            MatRef::row_major(dy, n, m),
-            0.0,
-            dw,
-        );
-    };
     let db = db.data_mut();
-    join_awake(
+    back_off.join(
         || {
-            block(&x_cols[0], dw_top);
+            gemm(1.0, xt[0], dy_m, 0.0, dw_top);
             col_sums(dy, db);
         },
-        || block(&x_cols[1], dw_bottom),
+        || gemm(1.0, xt[1], dy_m, 0.0, dw_bottom),
     );
 }
 
@@ -550,21 +562,14 @@ impl RowWise for Affine {
     /// step's join).
     fn param_grads(&mut self, x: &[f32], dy: &[f32]) {
         let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
-        if k < 32 {
-            param_grads(x, dy, k, m, &mut self.dw, &mut self.db);
-        } else {
-            let n = dy.len() / m;
-            let cut = k.div_ceil(2).next_multiple_of(16);
-            let xt = MatRef::row_major(x, n, k).t();
-            let (dw_top, dw_bottom) = self.dw.data_mut().split_at_mut(cut * m);
-            let (dym, db) = (MatRef::row_major(dy, n, m), self.db.data_mut());
-            join_awake(
-                || {
-                    gemm(1.0, xt.row_block(0, cut), dym, 0.0, dw_top);
-                    col_sums(dy, db);
-                },
-                || gemm(1.0, xt.row_block(cut, k - cut), dym, 0.0, dw_bottom),
-            );
+        match half_of(k) {
+            Some(cut) => {
+                let xt = MatRef::row_major(x, dy.len() / m, k).t();
+                let xt = [xt.row_block(0, cut), xt.row_block(cut, k - cut)];
+                let grads = (&mut self.dw, &mut self.db);
+                param_grads_in_halves(xt, cut, dy, grads, &mut self.back_off);
+            }
+            None => param_grads(x, dy, k, m, &mut self.dw, &mut self.db),
         }
         self.has_grads = true;
     }
