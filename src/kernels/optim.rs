@@ -29,9 +29,11 @@ use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 /// Parameters of at least this many elements (and below
 /// [`PAR_MIN_ELEMS`]) are updated in two halves side by side. W4 small's
 /// first weight (39 200 elements) has its gradient computed in two halves
-/// of rows on both cores (`gemm_par`); updated by one thread, half of it
-/// crosses between the cores first: its SGD step at 2 threads took 17 µs
-/// that way, 10 µs in halves (1 thread: 6 µs).
+/// of rows on both cores (Affine's dW halves), and its forward reads W in
+/// the same halves; updated by one thread, half of the gradient crosses
+/// between the cores first, and half of W back: its SGD step at 2 threads
+/// took 17 µs that way, 10 µs in halves (1 thread: 6 µs; with the forward
+/// cut in K, 5 µs).
 const HALVES_MIN_ELEMS: usize = 1 << 14;
 
 /// One optimizer's update of a parameter lane-wise, with up to two state
