@@ -27,12 +27,14 @@ use crate::kernels::parallel::{timed_join, BackOff};
 use crate::layers::sealed::RowWise;
 use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
 
-/// Batches of fewer rows run whole. 784-50-10 SGD steps, medians, whole
-/// against chunked (µs): batch 48 at 2 threads 100 against 108 (chunks of
-/// 24 rows lose even there); batch 64 at 1 thread 128 against 142, at 2
-/// threads 135 against 116–131; batch 80 at 1 thread 163 against 172, at 2
-/// threads 162 against 146; batch 128 at 2 threads 262 against 198; batch
-/// 200 at 2 threads 417 against 271.
+/// Batches of fewer rows run whole. Measured with the first version of the
+/// chunks (a copy of the layers per half), on 784-50-10 SGD steps, medians,
+/// whole against chunked (µs): batch 48 at 2 threads 100 against 108
+/// (chunks of 24 rows lose even there); batch 64 at 2 threads 135 against
+/// 116–131; batch 80 at 2 threads 162 against 146. Those steps now have
+/// products of 4 MFLOP or more from 52 rows on and run cut in K instead;
+/// the bound has not been measured again on the narrower networks that
+/// chunks now take.
 pub(crate) const MIN_CHUNKED_ROWS: usize = 96;
 
 /// The backward data pass (the input gradients of every layer but the
