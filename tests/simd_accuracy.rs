@@ -323,6 +323,47 @@ proptest! {
         }
     }
 
+    /// Rows are computed together (one row's exponentials in the loop of the
+    /// next row's maximum and the previous row's scaling), yet each row must
+    /// come out as if it were alone: same bits, same stats, whatever its
+    /// neighbours hold (other scales, NaN, ±∞, ±0, subnormals).
+    #[test]
+    fn softmax_rows_in_a_block_match_each_row_alone(
+        isa in isa_strategy(), rows in 2usize..6, cols in prop_oneof![1usize..40, 1000usize..1040],
+        seed in any::<u64>(), kinds in proptest::collection::vec(0usize..6, 6),
+    ) {
+        let mut rng = seed;
+        let mut x = Vec::with_capacity(rows * cols);
+        for kind in &kinds[..rows] {
+            for j in 0..cols {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let u = (rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                x.push(match (kind, j % 5) {
+                    (0, _) => u,
+                    (1, _) => u * 1e30,
+                    (2, 0) => f32::NAN,
+                    (3, 0) => [f32::INFINITY, f32::NEG_INFINITY][j % 2],
+                    (4, _) => [0.0, -0.0, 1e-40, -1e-40][j % 4],
+                    _ => u * 80.0,
+                });
+            }
+        }
+        let mut y = vec![0.0; x.len()];
+        let mut stats = vec![RowStats::default(); rows];
+        softmax_rows_with(isa, &x, cols, &mut y, &mut stats);
+        let rows_alone = x.chunks_exact(cols).zip(y.chunks_exact(cols)).zip(&stats);
+        for (i, ((x, y), st)) in rows_alone.enumerate() {
+            let mut y1 = vec![0.0; cols];
+            let mut st1 = [RowStats::default()];
+            softmax_rows_with(isa, x, cols, &mut y1, &mut st1);
+            prop_assert_eq!(st.max.to_bits(), st1[0].max.to_bits(), "row {} max", i);
+            prop_assert_eq!(st.rest.to_bits(), st1[0].rest.to_bits(), "row {} rest", i);
+            for (j, (a, b)) in y.iter().zip(&y1).enumerate() {
+                prop_assert_eq!(a.to_bits(), b.to_bits(), "{} C={}: y[{}][{}]", isa.name(), cols, i, j);
+            }
+        }
+    }
+
     #[test]
     fn col_sums_and_axpy_match_reference(isa in isa_strategy(), rows in 1usize..20, cols in 1usize..300, a in -2.0f32..2.0, seed in any::<u32>()) {
         let x: Vec<f32> = (0..rows * cols).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5).collect();

@@ -117,27 +117,47 @@ impl RowStats {
     }
 }
 
+/// A running maximum over the lanes of a row, NaN skipped.
+struct RowMax<V>(V);
+
+impl<V: Lanes> RowMax<V> {
+    #[inline(always)]
+    fn new() -> Self {
+        RowMax(V::splat(f32::NEG_INFINITY))
+    }
+
+    /// `acc < v` is false for a NaN v, which is so skipped; −∞ pads never
+    /// win.
+    #[inline(always)]
+    fn push(&mut self, v: V) {
+        self.0 = V::select(self.0.lt(v), v, self.0);
+    }
+
+    /// The largest lane (−∞ if none).
+    #[inline(always)]
+    fn max(self) -> f32 {
+        let mut m = f32::NEG_INFINITY;
+        for v in self.0.to_buf()[..V::N].iter().copied() {
+            if m < v {
+                m = v;
+            }
+        }
+        m
+    }
+}
+
 /// The largest non-NaN element of `x` (−∞ if none).
 #[inline(always)]
 fn row_max<V: Lanes>(x: &[f32]) -> f32 {
-    let mut acc = V::splat(f32::NEG_INFINITY);
+    let mut acc = RowMax::<V>::new();
     let mut chunks = x.chunks_exact(V::N);
-    // `acc < v` is false for a NaN v, which is so skipped; −∞ pads never win.
     for c in &mut chunks {
-        let v = V::load(c);
-        acc = V::select(acc.lt(v), v, acc);
+        acc.push(V::load(c));
     }
     if !chunks.remainder().is_empty() {
-        let v = V::load_partial(chunks.remainder(), f32::NEG_INFINITY);
-        acc = V::select(acc.lt(v), v, acc);
+        acc.push(V::load_partial(chunks.remainder(), f32::NEG_INFINITY));
     }
-    let mut m = f32::NEG_INFINITY;
-    for v in acc.to_buf()[..V::N].iter().copied() {
-        if m < v {
-            m = v;
-        }
-    }
-    m
+    acc.max()
 }
 
 /// Per-lane compensated (Kahan) sum of `e − [x = max]`, and a count of
@@ -187,17 +207,49 @@ impl<V: Lanes> RestSum<V> {
     }
 }
 
-/// Writes `exp(x_j − max)` into `e` and returns `rest` (see [`RowStats`]).
+/// Writes `exp(x_j − max)` of one row into `e` and returns its `rest` (see
+/// [`RowStats`]), in the same loop as the maximum of the next row `next`
+/// (returned second; −∞ without one) and the scaling of the previous row's
+/// exponentials `prev` by its `1/s`. Passes of their own would read a wide
+/// row three times, and its maximum pass would wait only on memory while
+/// its exponentials wait only on arithmetic; in one loop they overlap (W3
+/// 32×32000 forward at one thread: 790 → 570 µs, BENCHMARKS.md). Each row
+/// sees the operations of [`row_max`] and [`scale_row`] in their order, so
+/// the bits are those of the separate passes.
 #[inline(always)]
-fn exp_shifted_row<V: Lanes>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
+fn exp_row_with_neighbours<V: Lanes>(
+    x: &[f32],
+    max: f32,
+    e: &mut [f32],
+    next: Option<&[f32]>,
+    prev: Option<(&mut [f32], f32)>,
+) -> (f64, f32) {
     let m = V::splat(max);
     let mut acc = RestSum::<V>::new();
-    let mut xs = x.chunks_exact(V::N);
-    let mut es = e.chunks_exact_mut(V::N);
-    for (x, e) in (&mut xs).zip(&mut es) {
+    let mut next_max = RowMax::<V>::new();
+    let full = x.len() / V::N * V::N;
+    let (next, next_rest) = next.map_or((&[][..], &[][..]), |n| n.split_at(full));
+    let (prev, prev_rest, s) = match prev {
+        Some((p, s)) => {
+            let (p, r) = p.split_at_mut(full);
+            (p, r, s)
+        }
+        None => (&mut [][..], &mut [][..], 1.0),
+    };
+    let sv = V::splat(s);
+    let (x_full, xr) = x.split_at(full);
+    let (e_full, er) = e.split_at_mut(full);
+    let mut nexts = next.chunks_exact(V::N);
+    let mut prevs = prev.chunks_exact_mut(V::N);
+    for (x, e) in x_full.chunks_exact(V::N).zip(e_full.chunks_exact_mut(V::N)) {
+        if let Some(n) = nexts.next() {
+            next_max.push(V::load(n));
+        }
         acc.push(V::load(x), m).store(e);
+        if let Some(p) = prevs.next() {
+            V::load(p).mul(sv).store(p);
+        }
     }
-    let (xr, er) = (xs.remainder(), es.into_remainder());
     let mut pads = 0;
     if !xr.is_empty() {
         // Pads equal to the maximum add exp(0) − 1 = 0 to the sum and one
@@ -206,7 +258,15 @@ fn exp_shifted_row<V: Lanes>(x: &[f32], max: f32, e: &mut [f32]) -> f64 {
         acc.push(V::load_partial(xr, max), m).store_partial(er);
         pads = V::N - xr.len();
     }
-    acc.rest() - pads as f64
+    if !next_rest.is_empty() {
+        next_max.push(V::load_partial(next_rest, f32::NEG_INFINITY));
+    }
+    if !prev_rest.is_empty() {
+        V::load_partial(prev_rest, 0.0)
+            .mul(sv)
+            .store_partial(prev_rest);
+    }
+    (acc.rest() - pads as f64, next_max.max())
 }
 
 /// `y *= s` for a row.
@@ -242,11 +302,26 @@ impl SimdKernel for SoftmaxBlock<'_> {
         if self.cols < V::N {
             return narrow_rows::<V>(self.x, self.cols, self.y, self.stats);
         }
-        for ((x, y), st) in rows.zip(self.stats.iter_mut()) {
-            let max = row_max::<V>(x);
-            let rest = exp_shifted_row::<V>(x, max, y);
+        // Row i's exponentials, row i + 1's maximum and row i − 1's scaling
+        // in one pass over the three rows.
+        let cols = self.cols;
+        let mut next_max = self.x.get(..cols).map_or(f32::NEG_INFINITY, row_max::<V>);
+        let mut prev: Option<(&mut [f32], f32)> = None;
+        let nexts = self
+            .x
+            .chunks_exact(cols)
+            .skip(1)
+            .map(Some)
+            .chain(std::iter::repeat(None));
+        for (((x, y), st), next) in rows.zip(self.stats.iter_mut()).zip(nexts) {
+            let max = next_max;
+            let rest;
+            (rest, next_max) = exp_row_with_neighbours::<V>(x, max, y, next, prev.take());
             *st = RowStats { max, rest };
-            scale_row::<V>(y, st.p_top());
+            prev = Some((y, st.p_top()));
+        }
+        if let Some((y, s)) = prev {
+            scale_row::<V>(y, s);
         }
     }
 }
