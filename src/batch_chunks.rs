@@ -27,15 +27,20 @@ use crate::kernels::parallel::{timed_join, BackOff};
 use crate::layers::sealed::RowWise;
 use crate::{Error, Labels, Layer, SoftmaxWithLoss, Tensor};
 
-/// Batches of fewer rows run whole. Measured with the first version of the
-/// chunks (a copy of the layers per half), on 784-50-10 SGD steps, medians,
-/// whole against chunked (µs): batch 48 at 2 threads 100 against 108
-/// (chunks of 24 rows lose even there); batch 64 at 2 threads 135 against
-/// 116–131; batch 80 at 2 threads 162 against 146. Those steps now have
-/// products of 4 MFLOP or more from 52 rows on and run cut in K instead;
-/// the bound has not been measured again on the narrower networks that
-/// chunks now take.
-pub(crate) const MIN_CHUNKED_ROWS: usize = 96;
+/// Batches of fewer rows run whole: at 32 rows, two of the three networks
+/// measured lost with chunks (BENCHMARKS.md, "When a step runs in chunks").
+pub(crate) const MIN_CHUNKED_ROWS: usize = 64;
+
+/// Steps whose forward products (Affine layers) average fewer flops than
+/// this run whole. Each product's parameter gradient is a sum over the
+/// whole batch, so it reads the rows the other core wrote, and the
+/// activations cross between the cores at about 5 GB/s: below this the
+/// crossing and the joins cost more than the half of the work they share.
+/// Measured at 2 threads on 11 networks and batches, chunked against
+/// whole (BENCHMARKS.md): every step at 1.5 MFLOP per product or more
+/// gained (0.83–0.92×); below, most lost (up to 1.35×) and the few that
+/// gained, gained at most 16%.
+pub(crate) const MIN_CHUNKED_FLOPS_PER_PRODUCT: usize = 1_500_000;
 
 /// The backward data pass (the input gradients of every layer but the
 /// first) runs its two halves side by side from this many flops, as
@@ -49,7 +54,9 @@ const SIDE_BY_SIDE_BACKWARD_MIN_FLOPS: usize = GEMM_HALVES_MIN_FLOPS;
 /// or `None` when the step runs whole: a layer other than the crate's
 /// Affine and pointwise activations, a batch that is not 2-D, has fewer
 /// than [`MIN_CHUNKED_ROWS`] rows or a width the layers do not take, labels
-/// that do not match it (the whole step then reports the error), or a
+/// that do not match it (the whole step then reports the error), products
+/// (Affine layers) that average fewer than
+/// [`MIN_CHUNKED_FLOPS_PER_PRODUCT`] flops or none at all, or a
 /// product of [`GEMM_HALVES_MIN_FLOPS`] or more, which the layers split
 /// across threads themselves (Affine cuts such a forward in K, so that each
 /// thread reads only its half of W: W4 small's 7.8-MFLOP products ran that
@@ -67,13 +74,20 @@ pub(crate) fn split_row(layers: &[Box<dyn Layer>], x: &Tensor, t: Labels<'_>) ->
     if n < MIN_CHUNKED_ROWS || !labels_match || layers.is_empty() {
         return None;
     }
+    let (mut product_flops, mut products) = (0usize, 0usize);
     for layer in row_wise(layers)? {
-        if n.saturating_mul(layer.flops_per_row(width)) >= GEMM_HALVES_MIN_FLOPS {
+        let flops = n.saturating_mul(layer.flops_per_row(width));
+        if flops >= GEMM_HALVES_MIN_FLOPS {
             return None;
+        }
+        if layer.has_params() {
+            product_flops = product_flops.saturating_add(flops);
+            products += 1;
         }
         width = layer.out_width(width)?;
     }
-    Some(n.div_ceil(2))
+    let enough = product_flops >= products.saturating_mul(MIN_CHUNKED_FLOPS_PER_PRODUCT);
+    (products > 0 && enough).then_some(n.div_ceil(2))
 }
 
 /// Every layer as [`RowWise`], or `None` if one is not.
@@ -406,8 +420,9 @@ mod tests {
     #[test]
     fn chunked_step_matches_f64() {
         on_1_and_2_threads(|| {
-            // Halves of 50 and of 128 rows.
-            for (n, k, h, c) in [(100, 37, 19, 7), (256, 30, 200, 20)] {
+            // Halves of 50 and of 128 rows; products of 3.2 and 2.0–3.1
+            // MFLOP, enough for chunks.
+            for (n, k, h, c) in [(100, 400, 40, 7), (256, 30, 200, 20)] {
                 chunked_step_matches_f64_at(n, k, h, c);
             }
         });
@@ -450,36 +465,59 @@ mod tests {
     }
 
     #[test]
-    fn small_batches_and_big_products_run_whole() {
+    fn small_batches_light_steps_and_big_products_run_whole() {
         let fc = |k, m| {
             Box::new(Affine::new(Tensor::zeros(&[k, m]), Tensor::zeros(&[m])).unwrap())
                 as Box<dyn Layer>
         };
         let labels = [0usize; 100];
         let x = |n, k| Tensor::zeros(&[n, k]);
-        let small = vec![fc(20, 5)];
+        // 2 · 100 · 784 · 20 = 3.1 MFLOP.
+        let chunked = vec![fc(784, 20)];
         assert_eq!(
-            split_row(&small, &x(100, 20), Labels::Index(&labels)),
+            split_row(&chunked, &x(100, 784), Labels::Index(&labels)),
             Some(50)
         );
         assert_eq!(
-            split_row(&small, &x(95, 20), Labels::Index(&labels[..95])),
+            split_row(&chunked, &x(64, 784), Labels::Index(&labels[..64])),
+            Some(32)
+        );
+        assert_eq!(
+            split_row(&chunked, &x(63, 784), Labels::Index(&labels[..63])),
             None
         );
         assert_eq!(
-            split_row(&small, &x(100, 20), Labels::Index(&labels[..99])),
+            split_row(&chunked, &x(100, 784), Labels::Index(&labels[..99])),
             None
         );
         assert_eq!(
-            split_row(&small, &Tensor::zeros(&[100]), Labels::Index(&labels)),
+            split_row(&chunked, &Tensor::zeros(&[784]), Labels::Index(&labels)),
+            None
+        );
+        // Products averaging 1.59 MFLOP (3.1 and 0.04), then 1.27 (2.5 and
+        // 0.03); a step of light products; one without any.
+        let relu = || Box::new(Relu::new()) as Box<dyn Layer>;
+        let two = vec![fc(784, 20), relu(), fc(20, 10)];
+        assert_eq!(
+            split_row(&two, &x(100, 784), Labels::Index(&labels)),
+            Some(50)
+        );
+        let two = vec![fc(784, 16), relu(), fc(16, 10)];
+        assert_eq!(split_row(&two, &x(100, 784), Labels::Index(&labels)), None);
+        let light = vec![fc(20, 5)];
+        assert_eq!(split_row(&light, &x(100, 20), Labels::Index(&labels)), None);
+        let no_products = vec![relu()];
+        assert_eq!(
+            split_row(&no_products, &x(100, 784), Labels::Index(&labels)),
             None
         );
         // 2 · 100 · 784 · 1024 flops: gemm splits this product itself.
         let big = vec![fc(784, 1024)];
         assert_eq!(split_row(&big, &x(100, 784), Labels::Index(&labels)), None);
-        let batchnorm: Vec<Box<dyn Layer>> = vec![fc(20, 5), Box::new(BatchNorm::new(5).unwrap())];
+        let batchnorm: Vec<Box<dyn Layer>> =
+            vec![fc(784, 20), Box::new(BatchNorm::new(20).unwrap())];
         assert_eq!(
-            split_row(&batchnorm, &x(100, 20), Labels::Index(&labels)),
+            split_row(&batchnorm, &x(100, 784), Labels::Index(&labels)),
             None
         );
     }
@@ -487,10 +525,11 @@ mod tests {
     #[test]
     fn errors_name_the_whole_batch() {
         on_1_and_2_threads(|| {
-            let (n, k, h, c) = (100, 8, 6, 3);
+            let (n, k, h, c) = (100, 400, 40, 3);
             let p = params(k, h, c);
             let mut net = mlp(&p, k, h, c);
             let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
+            assert!(split_row(net.layers_mut(), &x, Labels::Index(&[0; 100])).is_some());
             let mut labels: Vec<usize> = (0..n).map(|i| i % c).collect();
             labels[70] = c;
             let err = net
@@ -504,14 +543,14 @@ mod tests {
                 .loss(&wide, Labels::Index(&labels))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("[100, 9]"), "{err}");
+            assert!(err.contains("[100, 401]"), "{err}");
         });
     }
 
-    /// A 8-6-3 [`mlp`] after one step on 96 rows, its batch, labels and
-    /// initial parameters.
+    /// A 500-40-3 [`mlp`] (products of 3.8 MFLOP, so chunked) after one
+    /// step on 96 rows, its batch, labels and initial parameters.
     fn after_one_step() -> (Sequential, Tensor, Vec<usize>, [Vec<f32>; 4]) {
-        let (n, k, h, c) = (96, 8, 6, 3);
+        let (n, k, h, c) = (96, 500, 40, 3);
         let p = params(k, h, c);
         let x = Tensor::new(&[n, k], values(n * k, 5, 1.0)).unwrap();
         let labels: Vec<usize> = (0..n).map(|i| i % c).collect();
@@ -540,7 +579,7 @@ mod tests {
         on_1_and_2_threads(|| {
             let (mut net, x, labels, p) = after_one_step();
             net.layers_mut()[1] = Box::new(Sigmoid::new());
-            let mut fresh = mlp(&p, 8, 6, 3);
+            let mut fresh = mlp(&p, 500, 40, 3);
             fresh.layers_mut()[1] = Box::new(Sigmoid::new());
             let (a, b) = (
                 net.loss(&x, Labels::Index(&labels)).unwrap(),

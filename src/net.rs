@@ -409,9 +409,11 @@ impl Sequential {
     ///
     /// **Batch chunks.** A network of the crate's Affine layers and
     /// pointwise activations whose products are each below
-    /// [`GEMM_HALVES_MIN_FLOPS`](crate::kernels::gemm::GEMM_HALVES_MIN_FLOPS),
-    /// on a 2-D batch of at least 96 rows, is a *small step*: too small for
-    /// its products to be split across threads. When rayon has more than
+    /// [`GEMM_HALVES_MIN_FLOPS`](crate::kernels::gemm::GEMM_HALVES_MIN_FLOPS)
+    /// but average at least 1.5 MFLOP, on a 2-D batch of at least 64 rows,
+    /// is a *small step*: too small for its products to be split across
+    /// threads, large enough for halves of the batch to pay for their
+    /// join. When rayon has more than
     /// one thread, `loss` runs the layers on the two halves of such a
     /// batch's rows side by side, on activation buffers the network keeps
     /// for the whole batch (the layers' parameters are read in place, and

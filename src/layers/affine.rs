@@ -545,6 +545,10 @@ impl RowWise for Affine {
         2 * self.w.numel()
     }
 
+    fn has_params(&self) -> bool {
+        true
+    }
+
     fn forward_rows(&self, x: &[f32], y: &mut [f32], _signs: &mut Vec<u8>) {
         output(x, &self.w, &self.b, y);
     }

@@ -52,6 +52,9 @@ pub mod sealed {
         /// About how many flops one input row of `width` costs forward (as
         /// many again backward): what decides whether a step is small.
         fn flops_per_row(&self, width: usize) -> usize;
+        /// Whether the layer has parameters, whose gradients a chunked step
+        /// sums over the whole batch (and so reads the other half's rows).
+        fn has_params(&self) -> bool;
         /// `y` = the layer's output for the rows `x`.
         fn forward_rows(&self, x: &[f32], y: &mut [f32], signs: &mut Vec<u8>);
         /// `dx` = the gradient with respect to the rows `x`, from `dy`, the

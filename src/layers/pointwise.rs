@@ -209,6 +209,10 @@ impl<Op: PointwiseOp> RowWise for Pointwise<Op> {
         width
     }
 
+    fn has_params(&self) -> bool {
+        false
+    }
+
     fn forward_rows(&self, x: &[f32], y: &mut [f32], signs: &mut Vec<u8>) {
         if Op::KEEP == Keep::Sign {
             signs.resize(sign_bytes(x.len()), 0);
