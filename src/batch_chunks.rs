@@ -36,7 +36,7 @@ pub(crate) const MIN_CHUNKED_ROWS: usize = 64;
 /// whole batch, so it reads the rows the other core wrote, and the
 /// activations cross between the cores at about 5 GB/s: below this the
 /// crossing and the joins cost more than the half of the work they share.
-/// Measured at 2 threads on 11 networks and batches, chunked against
+/// Measured at 2 threads on 22 steps (7 networks), chunked against
 /// whole (BENCHMARKS.md): every step at 1.5 MFLOP per product or more
 /// gained (0.83–0.92×); below, most lost (up to 1.35×) and the few that
 /// gained, gained at most 16%.
