@@ -2,7 +2,16 @@
 
 use std::fmt;
 
+use rayon::iter::ParallelExtend;
+
 use crate::Error;
+
+/// Zero tensors of at least this many elements (4 MiB) are written by
+/// every rayon thread: one thread's memset of 16 MiB took ~0.9 ms, while
+/// the ReLU forward and backward that then used the buffer took 1.7 ms on
+/// two threads; below 4 MiB a memset costs little more than waking a
+/// thread.
+const PAR_ZEROS_MIN_ELEMS: usize = 1 << 20;
 
 /// A dense, row-major, contiguous array of `f32` with a shape.
 ///
@@ -103,7 +112,14 @@ impl Tensor {
                 format!("shape {shape:?} needs {n} f32s, more memory than can be allocated"),
             )
         })?;
-        data.resize(n, 0.0);
+        if n >= PAR_ZEROS_MIN_ELEMS && rayon::current_num_threads() > 1 {
+            // Written by every thread, each its part: a fresh buffer that
+            // a kernel then fills in parallel (the owned `forward` of an
+            // activation) would otherwise wait for one thread's memset.
+            data.par_extend(rayon::iter::repeat_n(0.0, n));
+        } else {
+            data.resize(n, 0.0);
+        }
         Ok(Tensor {
             shape: shape.to_vec(),
             data,
@@ -407,6 +423,20 @@ impl fmt::Debug for Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Above `PAR_ZEROS_MIN_ELEMS`, at 2 threads, the zeros are written by
+    /// both threads: every element is there and is +0.
+    #[test]
+    fn large_zeros_written_in_parallel_are_all_zero() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let n = PAR_ZEROS_MIN_ELEMS + 13;
+        let t = pool.install(|| Tensor::try_zeros(&[n, 3])).unwrap();
+        assert_eq!((t.shape(), t.numel()), (&[n, 3][..], 3 * n));
+        assert!(t.data().iter().all(|v| v.to_bits() == 0));
+    }
 
     #[test]
     fn display_3d_and_scalar() {
