@@ -7,10 +7,10 @@ use rayon::iter::ParallelExtend;
 use crate::Error;
 
 /// Zero tensors of at least this many elements (4 MiB) are written by
-/// every rayon thread: one thread's memset of 16 MiB took ~0.9 ms, while
-/// the ReLU forward and backward that then used the buffer took 1.7 ms on
-/// two threads; below 4 MiB a memset costs little more than waking a
-/// thread.
+/// every rayon thread: one thread's memset of 16 MiB took ~0.9 ms, as long
+/// as half of a ReLU forward and backward over it on two threads (measured
+/// on the owned ReLU, which since writes its output without zeroing it);
+/// below 4 MiB a memset costs little more than waking a thread.
 const PAR_ZEROS_MIN_ELEMS: usize = 1 << 20;
 
 /// A dense, row-major, contiguous array of `f32` with a shape.
@@ -114,8 +114,8 @@ impl Tensor {
         })?;
         if n >= PAR_ZEROS_MIN_ELEMS && rayon::current_num_threads() > 1 {
             // Written by every thread, each its part: a fresh buffer that
-            // a kernel then fills in parallel (the owned `forward` of an
-            // activation) would otherwise wait for one thread's memset.
+            // a kernel then fills in parallel (`softmax`, a caller's own
+            // output) would otherwise wait for one thread's memset.
             data.par_extend(rayon::iter::repeat_n(0.0, n));
         } else {
             data.resize(n, 0.0);
