@@ -17,6 +17,16 @@
 //!   borrow, cannot overlap the shared borrows of A and B;
 //! - the inner dimensions are checked to agree.
 //!
+//! The second unsafe piece is `ColsMut`, a block of C's columns: it lets
+//! `gemm_par`'s tasks each own a disjoint block of columns of the same rows.
+//! It is made only from a whole `&mut [f32]` of m·n elements, or by
+//! splitting one block in two at a column; its rows are handed out as
+//! bounds-checked slices.
+//!
+//! Large products on AVX-512 skip matrixmultiply for
+//! [`gemm_packed`](super::gemm_packed), whose kernel is safe code on
+//! [`Lanes`](super::simd::Lanes) and gives the same bits.
+//!
 //! Transposes are read through strides ([`MatRef::t`]), never copied.
 //!
 //! ```
@@ -177,6 +187,11 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// The slice and the (row, column) strides, for the packing kernels.
+    pub(super) fn parts(&self) -> (&'a [f32], usize, usize) {
+        (self.data, self.row_stride, self.col_stride)
+    }
+
     /// The number of rows.
     ///
     /// ```
@@ -202,8 +217,10 @@ impl<'a> MatRef<'a> {
 ///
 /// Small products with row-major A and B go through
 /// [`gemm_direct`](super::gemm_direct) (no packing) where
-/// [`suits`](super::gemm_direct::suits) says it is faster; the result is
-/// bitwise the same as matrixmultiply's, so the choice never shows.
+/// [`suits`](super::gemm_direct::suits) says it is faster, and large ones on
+/// AVX-512 through the crate's own packed kernel; with α = 1, as every layer
+/// calls it, the result is bitwise the same as matrixmultiply's, so the
+/// choice never shows.
 ///
 /// `beta == 0` overwrites C without reading it (so NaNs already in C do not
 /// leak into the result). When k = 0 the product is empty and C becomes
@@ -256,10 +273,23 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
             m, k, n, alpha, a.data, rsa, b.data, rsb, beta, c, n,
         );
     }
-    // SAFETY: C has exactly m·n elements (checked above), addressed with row
-    // stride n and column stride 1, and is a `&mut` borrow, so it overlaps
-    // neither A nor B and nothing else writes it during the call.
-    unsafe { sgemm_into(alpha, a, b, beta, c.as_mut_ptr(), n) }
+    gemm_into(alpha, a, b, beta, ColsMut::new(c, m, n));
+}
+
+/// `C = alpha·A·B + beta·C` into a block of C's columns, through the packed
+/// AVX-512 kernel where [`gemm_packed::suits`](super::gemm_packed::suits)
+/// says it is faster, else through matrixmultiply. Both give the same bits.
+fn gemm_into(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: ColsMut<'_>) {
+    debug_assert_eq!((a.cols, a.rows, b.cols), (b.rows, c.rows, c.cols));
+    if super::gemm_packed::suits(a.rows, a.cols, b.cols) {
+        return super::gemm_packed::gemm_packed(alpha, a, b, beta, c);
+    }
+    let rsc = c.stride;
+    // SAFETY: a `ColsMut` is the unique borrow of its rows × cols elements,
+    // which sit at `ptr + i·stride + j` (its invariant); it is a mutable
+    // borrow, so it overlaps neither A nor B, and nothing else touches those
+    // elements while it is borrowed here.
+    unsafe { sgemm_into(alpha, a, b, beta, c.as_mut_ptr(), rsc) }
 }
 
 /// `matrixmultiply::sgemm` into the `a.rows × b.cols` matrix at `c` with row
@@ -389,22 +419,26 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
         return;
     }
     let cols = n.div_ceil(tasks).next_multiple_of(TILE);
-    let c = ColumnBlocks(c.as_mut_ptr());
-    let col_block = |i: usize| {
-        let (start, len) = (i * cols, cols.min(n - i * cols));
-        // SAFETY: C is an m×n row-major slice (its length checked above),
-        // borrowed mutably for the whole of this call, which returns only
-        // after every block has. Block i reads and writes only columns
-        // start..start + len of it (row stride n), and the blocks' column
-        // ranges are disjoint, so no element is accessed by two tasks; A and
-        // B are shared borrows, which C's unique borrow cannot overlap.
-        unsafe { sgemm_into(alpha, a, b.col_block(start, len), beta, c.at(start), n) }
+    let col_block = |i: usize, c: ColsMut<'_>| {
+        gemm_into(alpha, a, b.col_block(i * cols, c.cols), beta, c);
     };
+    let mut rest = ColsMut::new(c, m, n);
     if halves {
-        join_awake(|| col_block(0), || col_block(1));
-    } else {
-        (0..n.div_ceil(cols)).into_par_iter().for_each(col_block);
+        let (c0, c1) = rest.split_at_col(cols);
+        join_awake(|| col_block(0, c0), || col_block(1, c1));
+        return;
     }
+    let mut blocks = Vec::with_capacity(tasks);
+    while rest.cols > cols {
+        let (block, tail) = rest.split_at_col(cols);
+        blocks.push(block);
+        rest = tail;
+    }
+    blocks.push(rest);
+    blocks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, c)| col_block(i, c));
 }
 
 /// Products from this many flops up to [`GEMM_PAR_MIN_FLOPS`] are cut in two
@@ -421,22 +455,104 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
 /// ```
 pub const GEMM_HALVES_MIN_FLOPS: usize = 4_000_000;
 
-/// C's base pointer, handed to the tasks of [`gemm_par`] that each write
-/// their own block of columns.
-#[derive(Clone, Copy)]
-struct ColumnBlocks(*mut f32);
+/// A block of columns of a row-major matrix, borrowed mutably: `rows` rows
+/// of `cols` elements, row `i` at `ptr + i·stride`. The one way the product
+/// kernels write C, so that tasks can own disjoint column blocks of the same
+/// rows.
+///
+/// Invariant: the elements it addresses lie inside one `&'a mut [f32]`, and
+/// no other `ColsMut` (or anything else) addresses any of them while it
+/// lives. [`ColsMut::new`] takes the whole slice; [`ColsMut::split_at_col`]
+/// consumes a block and returns two with disjoint columns.
+pub(super) struct ColsMut<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    _c: std::marker::PhantomData<&'a mut [f32]>,
+}
 
-// SAFETY: only `gemm_par` makes one, and its tasks write disjoint column
-// blocks of a C that it borrows mutably until they have all finished.
-unsafe impl Send for ColumnBlocks {}
-// SAFETY: as for Send.
-unsafe impl Sync for ColumnBlocks {}
+// SAFETY: a `ColsMut` is a unique borrow of f32s (as a `&mut [f32]` is, which
+// is `Send`); moving it to another thread moves that borrow.
+unsafe impl Send for ColsMut<'_> {}
 
-impl ColumnBlocks {
-    /// The element at `offset` (a method, so that closures capture the whole
-    /// `Sync` wrapper, not its raw pointer field).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
+impl<'a> ColsMut<'a> {
+    /// The whole `rows × cols` row-major matrix in `c`.
+    ///
+    /// # Panics
+    /// If `c.len() != rows·cols`.
+    pub(super) fn new(c: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            Some(c.len()),
+            rows.checked_mul(cols),
+            "gemm: C has {} elements, expected {rows}x{cols}",
+            c.len()
+        );
+        ColsMut {
+            ptr: c.as_mut_ptr(),
+            rows,
+            cols,
+            stride: cols,
+            _c: std::marker::PhantomData,
+        }
+    }
+
+    /// Columns `..at` and `at..`, as two blocks.
+    ///
+    /// # Panics
+    /// If `at > cols`.
+    pub(super) fn split_at_col(self, at: usize) -> (Self, Self) {
+        assert!(at <= self.cols, "gemm: column split past the block");
+        let right = ColsMut {
+            ptr: self.ptr.wrapping_add(at),
+            cols: self.cols - at,
+            ..self
+        };
+        (ColsMut { cols: at, ..self }, right)
+    }
+
+    /// The number of rows.
+    pub(super) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The number of columns.
+    pub(super) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `i`'s `cols` elements.
+    ///
+    /// # Panics
+    /// If `i >= rows`.
+    pub(super) fn row(&self, i: usize) -> &[f32] {
+        assert!(i < self.rows, "gemm: row {i} of {}", self.rows);
+        if self.cols == 0 {
+            return &[];
+        }
+        // SAFETY: by the invariant, row i (i < rows, checked) is `cols`
+        // elements at `ptr + i·stride` inside the borrowed slice; `&self`
+        // keeps them from being written while this borrow lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(i * self.stride), self.cols) }
+    }
+
+    /// Row `i`'s `cols` elements, writable.
+    ///
+    /// # Panics
+    /// If `i >= rows`.
+    pub(super) fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        assert!(i < self.rows, "gemm: row {i} of {}", self.rows);
+        if self.cols == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `row`; `&mut self` makes this the only live borrow
+        // of these elements.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.stride), self.cols) }
+    }
+
+    /// The first element, for matrixmultiply (row stride `stride`).
+    fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.ptr
     }
 }
 
@@ -643,6 +759,164 @@ mod tests {
         unsafe { sgemm_into(alpha, a, b, beta, c.as_mut_ptr(), b.cols) }
     }
 
+    /// C before a product: NaN where β = 0 must keep it from being read.
+    fn start_c(len: usize, beta: f32) -> Vec<f32> {
+        if beta == 0.0 {
+            vec![f32::NAN; len]
+        } else {
+            values(len, 3)
+        }
+    }
+
+    /// The packed AVX-512 path against matrixmultiply: bitwise the same on
+    /// AVX-512, on every layout the layers use (A and B row-major, either
+    /// one a transpose, both strided inside wider buffers, neither with a
+    /// unit stride), rows that are and are not multiples of its 12-row tile,
+    /// widths of one and two vectors with tails, k with a short last KC
+    /// block, α ≠ 1, β = 0 over NaN and β ≠ 0, and into column blocks of C as
+    /// `gemm_par` cuts it. Shapes below `suits`'s bounds are included: the
+    /// kernel must be right everywhere, `suits` only picks where it is used.
+    #[test]
+    fn packed_products_are_bitwise_matrixmultiply() {
+        use crate::kernels::gemm_direct::KC;
+        use crate::kernels::gemm_packed::{gemm_packed, suits};
+        use crate::kernels::simd::Isa;
+        if Isa::avx512() != Some(Isa::best()) {
+            assert!(!suits(256, 1024, 1024));
+            return;
+        }
+        assert!(
+            suits(256, 1024, 1024) && suits(784, 256, 1024),
+            "W1 and W4 large"
+        );
+        assert!(!suits(100, 784, 50) && !suits(784, 100, 50), "W4 small");
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (12, KC, 32),
+            (13, KC + 1, 33),
+            (25, 2 * KC + 44, 16),
+            (40, 784, 300),
+            (17, 3, 1040),
+            (64, KC, 256),
+        ] {
+            let a_data = values((m + 3) * (k + 3), 1);
+            let b_data = values((2 * k + 1) * (n + 2), 2);
+            let layouts = [
+                (
+                    "row-major",
+                    MatRef::new(&a_data, m, k, k + 3, 1),
+                    MatRef::new(&b_data, k, n, n + 2, 1),
+                ),
+                (
+                    "Aᵀ",
+                    MatRef::new(&a_data, k, m, m + 3, 1).t(),
+                    MatRef::new(&b_data, k, n, n, 1),
+                ),
+                (
+                    "Bᵀ",
+                    MatRef::new(&a_data, m, k, k, 1),
+                    MatRef::new(&b_data, n, k, k + 2, 1).t(),
+                ),
+                (
+                    "strided",
+                    MatRef::new(&a_data, m, k, 1, m + 3),
+                    MatRef::new(&b_data, k, n, 2, 2 * k + 1),
+                ),
+            ];
+            for (layout, a, b) in layouts {
+                for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, 0.3)] {
+                    let c0 = start_c(m * n, beta);
+                    let mut want = c0.clone();
+                    matrixmultiply_product(alpha, a, b, beta, &mut want);
+                    let mut got = c0.clone();
+                    gemm_packed(alpha, a, b, beta, ColsMut::new(&mut got, m, n));
+                    // The same product in column blocks that cut a 32-column
+                    // tile, as `gemm_par` may.
+                    let mut blocks = c0.clone();
+                    let cut = (n / 2).next_multiple_of(TILE).min(n);
+                    let (left, right) = ColsMut::new(&mut blocks, m, n).split_at_col(cut);
+                    gemm_packed(alpha, a, b.col_block(0, cut), beta, left);
+                    gemm_packed(alpha, a, b.col_block(cut, n - cut), beta, right);
+                    for (i, ((g, w), h)) in got.iter().zip(&want).zip(&blocks).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "{layout} {m}x{k}x{n} α={alpha} β={beta} at {i}"
+                        );
+                        assert_eq!(
+                            h.to_bits(),
+                            w.to_bits(),
+                            "{layout} {m}x{k}x{n} in blocks at {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The packed path on the extremes: NaN, ±∞, ±0, subnormals and ±1e30
+    /// in A, B and C give what matrixmultiply gives (NaN where it gives NaN,
+    /// whatever the payload; the same bits everywhere else).
+    #[test]
+    fn packed_products_keep_matrixmultiplys_extremes() {
+        use crate::kernels::gemm_packed::gemm_packed;
+        use crate::kernels::simd::Isa;
+        if Isa::avx512() != Some(Isa::best()) {
+            return;
+        }
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-42,
+            1e30,
+            -1e30,
+            f32::MAX,
+        ];
+        let (m, k, n) = (30, 300, 70);
+        let with_specials = |len: usize, seed: u32, every: usize| -> Vec<f32> {
+            let mut v = values(len, seed);
+            for (i, x) in v.iter_mut().enumerate().filter(|(i, _)| i % every == 0) {
+                *x = specials[(i / every) % specials.len()];
+            }
+            v
+        };
+        let a_data = with_specials(m * k, 5, 97);
+        let b_data = with_specials(k * n, 6, 101);
+        let c0 = with_specials(m * n, 7, 13);
+        let (a, b) = (
+            MatRef::row_major(&a_data, m, k),
+            MatRef::row_major(&b_data, k, n),
+        );
+        // α = 1, as every layer calls it. (With another α, matrixmultiply
+        // rounds α·AB on its own in a tile at C's edge before adding β·C,
+        // while this path and its full tiles fold both in one FMA; the two
+        // can differ where α·AB overflows, underflows or is inexact.)
+        for beta in [0.0, 1.0, 0.5] {
+            let alpha = 1.0;
+            let mut want = c0.clone();
+            matrixmultiply_product(alpha, a, b, beta, &mut want);
+            let mut got = c0.clone();
+            gemm_packed(alpha, a, b, beta, ColsMut::new(&mut got, m, n));
+            assert!(want.iter().any(|v| v.is_nan()) && want.iter().any(|v| v.is_finite()));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                if w.is_nan() {
+                    assert!(g.is_nan(), "α={alpha} β={beta} at {i}: {g}, not NaN");
+                } else {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "α={alpha} β={beta} at {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
     /// The direct (no packing) path against matrixmultiply: bitwise the same
     /// on AVX-512 (the same FMAs in the same order, the same KC blocks), for
     /// row counts that are and are not multiples of its 12-row tile, widths
@@ -677,11 +951,7 @@ mod tests {
             let a = MatRef::new(&a_data, m, k, k + 3, 1);
             let b = MatRef::new(&b_data, k, n, n + 2, 1);
             for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, 0.3)] {
-                let c0: Vec<f32> = if beta == 0.0 {
-                    vec![f32::NAN; m * n]
-                } else {
-                    values(m * n, 3)
-                };
+                let c0 = start_c(m * n, beta);
                 let mut want = c0.clone();
                 matrixmultiply_product(alpha, a, b, beta, &mut want);
                 let mut got = c0.clone();

@@ -186,16 +186,7 @@ impl Tile<'_> {
     /// The tile for a row count known only at run time (the last rows).
     #[inline(always)]
     fn run_rows<V: Lanes>(self, rows: usize, two: bool, c: &mut [f32]) {
-        macro_rules! by_rows {
-            ($($r:literal)*) => {
-                match (rows, two) {
-                    $(($r, true) => self.run::<V, $r, true>(c),
-                      ($r, false) => self.run::<V, $r, false>(c),)*
-                    _ => unreachable!("1..=12 rows"),
-                }
-            };
-        }
-        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        run_tile_rows!(self, V, rows, two, c)
     }
 
     /// `R` rows; `TWO`: whether the tile is wider than one vector.
@@ -245,6 +236,23 @@ impl Tile<'_> {
     }
 }
 
+/// `$tile.run::<$v, R, TWO>($c)` with the constants R = `$rows` (1 to 12)
+/// and TWO = `$two`: how a register tile of a run-time height is picked,
+/// here and in [`gemm_packed`](super::gemm_packed).
+macro_rules! run_tile_rows {
+    ($tile:expr, $v:ty, $rows:expr, $two:expr, $c:expr) => {
+        run_tile_rows!(@ $tile, $v, $rows, $two, $c; 1 2 3 4 5 6 7 8 9 10 11 12)
+    };
+    (@ $tile:expr, $v:ty, $rows:expr, $two:expr, $c:expr; $($r:literal)*) => {
+        match ($rows, $two) {
+            $(($r, true) => $tile.run::<$v, $r, true>($c),
+              ($r, false) => $tile.run::<$v, $r, false>($c),)*
+            _ => unreachable!("1..=12 rows"),
+        }
+    };
+}
+pub(super) use run_tile_rows;
+
 /// `s.len() ≤ N` elements as a vector (the rest 0).
 #[inline(always)]
 fn load<V: Lanes>(s: &[f32]) -> V {
@@ -258,7 +266,7 @@ fn load<V: Lanes>(s: &[f32]) -> V {
 /// `c = α·acc + β·c` on `c.len() ≤ N` elements, as matrixmultiply's
 /// epilogue: `α·acc` alone when β = 0 (C not read), else one FMA onto `β·c`.
 #[inline(always)]
-fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
+pub(super) fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
     let v = if beta == 0.0 {
         alpha.mul(acc)
     } else {

@@ -43,6 +43,7 @@ pub mod activation;
 pub mod conv;
 pub mod gemm;
 pub mod gemm_direct;
+mod gemm_packed;
 pub mod optim;
 pub mod parallel;
 pub mod pool;

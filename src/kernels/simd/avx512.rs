@@ -94,6 +94,14 @@ impl Lanes for Avx512 {
         unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), mask, self.0) }
     }
     #[inline(always)]
+    fn prefetch(s: &[f32]) {
+        if let Some(x) = s.first() {
+            // SAFETY: a prefetch reads nothing into the program and never
+            // faults; the pointer is to an element of `s` in any case.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const f32).cast::<i8>()) }
+        }
+    }
+    #[inline(always)]
     fn add(self, b: Self) -> Self {
         Avx512(unsafe { _mm512_add_ps(self.0, b.0) })
     }

@@ -152,6 +152,13 @@ pub trait Lanes: Copy {
             self.store_partial(rest)
         }
     }
+    /// A hint to bring the cache line holding `s[0]` into L1 before it is
+    /// read (nothing if `s` is empty). It never changes a result; lane types
+    /// without a prefetch instruction do nothing.
+    #[inline(always)]
+    fn prefetch(s: &[f32]) {
+        let _ = s;
+    }
     /// The lanes, in order, in the first `N` elements of an array.
     #[inline(always)]
     fn to_buf(self) -> [f32; MAX_LANES] {

@@ -1,0 +1,346 @@
+//! Large products on AVX-512, with both operands packed into the
+//! micro-kernel's layout: the same arithmetic as matrixmultiply, laid out for
+//! this machine's caches.
+//!
+//! matrixmultiply's AVX-512 sgemm ran W1's three 256×1024×1024 products
+//! ~18% slower per core than PyTorch's oneDNN (BENCHMARKS.md, "Own packed
+//! sgemm"). This path keeps its sequence of IEEE operations, and so its
+//! bits, and changes the blocking:
+//!
+//! - the micro-kernel is [`gemm_direct`](super::gemm_direct)'s 12 × 32 tile
+//!   (12 broadcasts of A against two vectors of B, 24 accumulators, FMA in
+//!   `l` order over blocks of [`KC`] = 256, each block folded into C as
+//!   `α·acc + β·C`), run on packed operands;
+//! - B is packed once per block of `KC` rows and [`NC`] columns (1 MiB, half
+//!   of a core's L2) in slivers of `KC × 32`, read in turn by every sliver of
+//!   A; each A sliver (`KC × 12`, 12 KiB) is packed once and stays in L1
+//!   while all of B's slivers stream past it from L2 — the loop order that
+//!   needs the fewer bytes per flop from L2 (an A element is reused against
+//!   32 columns, a B element against only 12 rows);
+//! - the kernel prefetches B [`PREFETCH_ROWS`] rows ahead and C's tile
+//!   before it folds into it.
+//!
+//! It is used on AVX-512 only (where it is measured), for products that
+//! [`suits`] picks. Every element goes through the same operations in the
+//! same order as through matrixmultiply, so which path computes a product,
+//! or a block of it, never shows (`gemm::tests::packed_products_are_bitwise_matrixmultiply`).
+//! No `unsafe` here: C is written through [`ColsMut`]'s checked rows.
+
+use super::gemm::{ColsMut, MatRef};
+use super::gemm_direct::{fold, run_tile_rows, KC};
+use super::simd::{dispatch, Isa, Lanes, SimdKernel};
+
+/// Rows of A per micro-kernel tile.
+const MR: usize = 12;
+/// Columns of B per micro-kernel tile: two AVX-512 vectors.
+const NR: usize = 32;
+/// Columns of B packed at once: `KC × NC` f32 is 1 MiB.
+const NC: usize = 1024;
+/// How many rows of a B sliver ahead the kernel prefetches.
+const PREFETCH_ROWS: usize = 8;
+
+/// Whether an m×k · k×n product runs here: on AVX-512 (when it is the
+/// instruction set in use), from 64 rows, 256 columns and 64 inner
+/// elements, where packing both operands pays (BENCHMARKS.md, "Own packed
+/// sgemm"). The result is the same either way; only the time differs.
+pub(crate) fn suits(m: usize, k: usize, n: usize) -> bool {
+    m >= 16 && k >= 256 && n >= 256 && Isa::avx512().is_some_and(|isa| isa == Isa::best())
+}
+
+/// `C = alpha·A·B + beta·C`, with `beta == 0` never reading C (as
+/// matrixmultiply).
+///
+/// # Panics
+/// If the shapes disagree, or AVX-512 is not the instruction set in use
+/// (callers ask [`suits`] first).
+pub(crate) fn gemm_packed(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: ColsMut<'_>) {
+    assert!(
+        a.cols() == b.rows() && c.rows() == a.rows() && c.cols() == b.cols(),
+        "gemm_packed: a {}x{} · {}x{} product into {}x{}",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols(),
+        c.rows(),
+        c.cols()
+    );
+    let isa = Isa::best();
+    assert!(Isa::avx512() == Some(isa), "gemm_packed: AVX-512 only");
+    dispatch(
+        isa,
+        Packed {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        },
+    );
+}
+
+struct Packed<'a> {
+    alpha: f32,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    beta: f32,
+    c: ColsMut<'a>,
+}
+
+impl SimdKernel for Packed<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let Packed {
+            alpha,
+            a,
+            b,
+            beta,
+            mut c,
+        } = self;
+        assert_eq!(V::N, LANES, "gemm_packed: a tile is two vectors");
+        let (m, k, n) = (a.rows(), a.cols(), b.cols());
+        if m == 0 || n == 0 {
+            return;
+        }
+        // Packed buffers are written in full before they are read; the
+        // zeros only make them initialised.
+        let mut b_pack = vec![0.0f32; KC * NC.min(n).next_multiple_of(NR)];
+        let mut a_pack = [0.0f32; KC * MR];
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for l0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - l0);
+                let beta = if l0 == 0 { beta } else { 1.0 };
+                let b_block = &mut b_pack[..kc * nc.next_multiple_of(NR)];
+                pack_b::<V>(b, l0, kc, jc, nc, b_block);
+                let b_block = &*b_block;
+                for i0 in (0..m).step_by(MR) {
+                    let rows = MR.min(m - i0);
+                    let a_sliver = &mut a_pack[..kc * MR];
+                    pack_a::<V>(a, i0, rows, l0, kc, a_sliver);
+                    for (s, b_sliver) in b_block.chunks_exact(kc * NR).enumerate() {
+                        let j0 = jc + s * NR;
+                        let tile = Tile {
+                            kc,
+                            a: a_sliver,
+                            // The rest of the block, so that the prefetch
+                            // runs on into the next sliver.
+                            b: &b_block[s * kc * NR..],
+                            alpha,
+                            beta,
+                            i0,
+                            j0,
+                            w: NR.min(jc + nc - j0),
+                        };
+                        debug_assert_eq!(b_sliver.len(), kc * NR);
+                        tile.run_rows::<V>(rows, &mut c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One register tile: rows `i0..` (R of them) × columns `j0..j0 + w` of C.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    kc: usize,
+    /// The packed A sliver: `kc` groups of [`MR`].
+    a: &'a [f32],
+    /// The packed B sliver (`kc` rows of [`NR`]) and what follows it.
+    b: &'a [f32],
+    alpha: f32,
+    beta: f32,
+    i0: usize,
+    j0: usize,
+    w: usize,
+}
+
+impl Tile<'_> {
+    #[inline(always)]
+    fn run_rows<V: Lanes>(self, rows: usize, c: &mut ColsMut<'_>) {
+        run_tile_rows!(self, V, rows, self.w > LANES, c)
+    }
+
+    // `i` indexes the tile's rows of A and its accumulators at once: an
+    // index loop is the register tile's shape, not a missed iterator.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn run<V: Lanes, const R: usize, const TWO: bool>(self, c: &mut ColsMut<'_>) {
+        let (kc, w) = (self.kc, self.w);
+        for i in 0..R {
+            let row = &c.row(self.i0 + i)[self.j0..];
+            V::prefetch(row);
+            V::prefetch(&row[w - 1..]);
+        }
+        let a = &self.a[..kc * MR];
+        let b = &self.b[..kc * NR];
+        let mut acc0 = [V::splat(0.0); R];
+        let mut acc1 = [V::splat(0.0); R];
+        // A macro, not a closure: closures do not inherit the AVX-512 target
+        // feature of the function they sit in, and would not be inlined.
+        macro_rules! step {
+            ($a_l:expr, $b_l:expr) => {{
+                let a_l: &[f32; MR] = $a_l.try_into().expect("MR elements");
+                let b_l: &[f32] = $b_l;
+                let b0 = V::load(b_l);
+                let b1 = if TWO { V::load(&b_l[LANES..]) } else { b0 };
+                for i in 0..R {
+                    let av = V::splat(a_l[i]);
+                    acc0[i] = av.mul_add(b0, acc0[i]);
+                    if TWO {
+                        acc1[i] = av.mul_add(b1, acc1[i]);
+                    }
+                }
+            }};
+        }
+        // Rows with a B row `PREFETCH_ROWS` ahead to prefetch (into the
+        // next sliver at the end), then the rest.
+        let ahead = self.b.get(PREFETCH_ROWS * NR..).unwrap_or(&[]);
+        let with_prefetch = kc.min(ahead.len() / NR);
+        let (a0, a1) = a.split_at(with_prefetch * MR);
+        let (b0, b1) = b.split_at(with_prefetch * NR);
+        for ((a_l, b_l), p) in a0
+            .chunks_exact(MR)
+            .zip(b0.chunks_exact(NR))
+            .zip(ahead.chunks_exact(NR))
+        {
+            V::prefetch(p);
+            V::prefetch(&p[LANES..]);
+            step!(a_l, b_l);
+        }
+        for (a_l, b_l) in a1.chunks_exact(MR).zip(b1.chunks_exact(NR)) {
+            step!(a_l, b_l);
+        }
+        let alpha = V::splat(self.alpha);
+        let (n0, n1) = (w.min(V::N), w.saturating_sub(V::N));
+        for i in 0..R {
+            let row = &mut c.row_mut(self.i0 + i)[self.j0..][..w];
+            fold(alpha, acc0[i], self.beta, &mut row[..n0]);
+            if n1 > 0 {
+                fold(alpha, acc1[i], self.beta, &mut row[V::N..]);
+            }
+        }
+    }
+}
+
+/// Lanes per vector: the kernel's tile is two of them.
+const LANES: usize = NR / 2;
+
+/// The transpose of the 16×16 matrix whose row `r` is `v[r]`: four rounds
+/// of splitting neighbouring rows into even and odd lanes. (A round maps
+/// lane bits `c3c2c1c0` of rows `2i, 2i + 1` to lane bits `r0c3c2c1` of rows
+/// `i` (c0 = 0) and `i + 8` (c0 = 1); after four, lane and row bits have
+/// traded places.)
+#[inline(always)]
+fn transpose<V: Lanes>(v: &mut [V; LANES]) {
+    for _ in 0..LANES.trailing_zeros() {
+        let old = *v;
+        for i in 0..LANES / 2 {
+            (v[i], v[i + LANES / 2]) = V::deinterleave(old[2 * i], old[2 * i + 1]);
+        }
+    }
+}
+
+/// Packs rows `l0..l0 + kc` and columns `jc..jc + nc` of B into `dst`: one
+/// sliver of `kc` rows × [`NR`] columns after another, the last padded with
+/// zeros.
+#[inline(always)]
+fn pack_b<V: Lanes>(b: MatRef<'_>, l0: usize, kc: usize, jc: usize, nc: usize, dst: &mut [f32]) {
+    let (data, rs, cs) = b.parts();
+    for (s, sliver) in dst.chunks_exact_mut(kc * NR).enumerate() {
+        let j0 = jc + s * NR;
+        let w = NR.min(jc + nc - j0);
+        if cs == 1 {
+            // Rows of B are contiguous: a row's run of `w` at a time.
+            for (l, row) in sliver.chunks_exact_mut(NR).enumerate() {
+                let src = &data[(l0 + l) * rs + j0..][..w];
+                if w == NR {
+                    V::load(src).store(row);
+                    V::load(&src[LANES..]).store(&mut row[LANES..]);
+                } else {
+                    row[..w].copy_from_slice(src);
+                    row[w..].fill(0.0);
+                }
+            }
+            continue;
+        }
+        if w < NR {
+            sliver.fill(0.0);
+        }
+        let mut j = 0;
+        if rs == 1 {
+            // Columns of B are contiguous (B is a transpose): 16 columns ×
+            // 16 rows at a time, turned in registers.
+            while j + LANES <= w {
+                let mut l = 0;
+                while l + LANES <= kc {
+                    let mut v: [V; LANES] =
+                        std::array::from_fn(|c| V::load(&data[(j0 + j + c) * cs + l0 + l..]));
+                    transpose(&mut v);
+                    for (r, v) in v.iter().enumerate() {
+                        v.store(&mut sliver[(l + r) * NR + j..]);
+                    }
+                    l += LANES;
+                }
+                for c in j..j + LANES {
+                    let col = &data[(j0 + c) * cs + l0..];
+                    for l in l..kc {
+                        sliver[l * NR + c] = col[l];
+                    }
+                }
+                j += LANES;
+            }
+        }
+        // What is left, one column at a time along its stride.
+        for j in j..w {
+            let col = &data[(j0 + j) * cs + l0 * rs..];
+            for (l, row) in sliver.chunks_exact_mut(NR).enumerate() {
+                row[j] = col[l * rs];
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0 + rows` and columns `l0..l0 + kc` of A into `dst`:
+/// `kc` groups of [`MR`], element (i, l) at `l·MR + i`. Places past `rows`
+/// are left as they are: the kernel for `rows` rows never reads them.
+#[inline(always)]
+fn pack_a<V: Lanes>(a: MatRef<'_>, i0: usize, rows: usize, l0: usize, kc: usize, dst: &mut [f32]) {
+    let (data, rs, cs) = a.parts();
+    let dst = &mut dst[..kc * MR];
+    if rs == 1 && rows == MR {
+        // Columns of A are contiguous (A is a transpose): 12 at a time.
+        for (l, group) in dst.chunks_exact_mut(MR).enumerate() {
+            let src = &data[(l0 + l) * cs + i0..][..MR];
+            let group: &mut [f32; MR] = group.try_into().expect("MR elements");
+            *group = src.try_into().expect("MR elements");
+        }
+        return;
+    }
+    let mut l = 0;
+    if cs == 1 {
+        // Rows of A are contiguous: 16 columns of its rows at a time, turned
+        // in registers (rows past `rows` read as zeros, never stored).
+        while l + LANES <= kc {
+            let mut v: [V; LANES] = std::array::from_fn(|i| {
+                if i < rows {
+                    V::load(&data[(i0 + i) * rs + l0 + l..])
+                } else {
+                    V::splat(0.0)
+                }
+            });
+            transpose(&mut v);
+            for (c, v) in v.iter().enumerate() {
+                v.store_partial(&mut dst[(l + c) * MR..][..rows]);
+            }
+            l += LANES;
+        }
+    }
+    for i in 0..rows {
+        let row = &data[(i0 + i) * rs + l0 * cs..];
+        for l in l..kc {
+            dst[l * MR + i] = row[l * cs];
+        }
+    }
+}
