@@ -3,7 +3,9 @@
 //! - W1, W4, W5: raw `matrixmultiply::sgemm` for the same products (1 thread;
 //!   W5 also one im2col pass over its batch);
 //! - W2: `copy_from_slice` of the same bytes;
-//! - W3: Sigmoid forward on as many elements.
+//! - W3: Sigmoid forward on as many elements;
+//! - GEMM: single products through `kernels::gemm::gemm` (1 thread), beside
+//!   raw `matrixmultiply::sgemm` for the same operands.
 //!
 //! Every workload runs in a 1-thread and a 2-thread rayon pool (ids end in
 //! `t1` / `t2`). `scripts/bench.sh` runs this and writes BENCHMARKS.md.
@@ -479,6 +481,59 @@ fn w5_conv_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// The products of W1 and W4 large, and the shapes around
+/// `gemm_packed::suits`'s bounds, through `gemm` (1 thread) beside raw sgemm:
+/// (m, k, n, A stored transposed, B stored transposed).
+const GEMM_SHAPES: [(usize, usize, usize, bool, bool); 11] = [
+    (256, 1024, 1024, false, false),
+    (1024, 256, 1024, true, false),
+    (256, 1024, 1024, false, true),
+    (256, 784, 1024, false, false),
+    (784, 256, 1024, true, false),
+    (64, 256, 256, false, false),
+    (16, 1024, 1024, false, false),
+    (256, 1024, 100, false, false),
+    (96, 300, 200, false, false),
+    (512, 64, 512, true, false),
+    (128, 128, 128, false, false),
+];
+
+/// The name of a `GEMM_SHAPES` entry: `m x k x n`, `_at` / `_bt` for a
+/// transposed operand.
+fn gemm_shape_name(&(m, k, n, at, bt): &(usize, usize, usize, bool, bool)) -> String {
+    format!(
+        "{m}x{k}x{n}{}{}",
+        if at { "_at" } else { "" },
+        if bt { "_bt" } else { "" }
+    )
+}
+
+fn gemm_products(c: &mut Criterion) {
+    use densegrad::kernels::gemm::{gemm, MatRef};
+    let mut g = c.benchmark_group("GEMM");
+    for shape in &GEMM_SHAPES {
+        let &(m, k, n, at, bt) = shape;
+        let name = gemm_shape_name(shape);
+        let a = normal(&[m * k], 31);
+        let b = normal(&[k * n], 32);
+        let mut out = vec![0.0f32; m * n];
+        let (rsa, csa) = if at { (1, m) } else { (k, 1) };
+        let (rsb, csb) = if bt { (1, k) } else { (n, 1) };
+        g.bench_function(BenchmarkId::new("raw sgemm", &name), |bench| {
+            bench.iter(|| {
+                let (rsa, csa, rsb, csb) = (rsa as isize, csa as isize, rsb as isize, csb as isize);
+                raw_sgemm(m, k, n, a.data(), rsa, csa, b.data(), rsb, csb, &mut out)
+            })
+        });
+        let av = MatRef::new(a.data(), m, k, rsa, csa);
+        let bv = MatRef::new(b.data(), k, n, rsb, csb);
+        g.bench_function(BenchmarkId::new("gemm", &name), |bench| {
+            bench.iter(|| gemm(1.0, av, bv, 0.0, black_box(&mut out)))
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     let quick = std::env::var("DENSEGRAD_BENCH").as_deref() == Ok("quick");
     let (warm, meas, samples) = if quick {
@@ -495,6 +550,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = w1_affine, w2_activations, w3_softmax_loss, w4_training_step, w5_conv_step
+    targets = w1_affine, w2_activations, w3_softmax_loss, w4_training_step, w5_conv_step, gemm_products
 }
 criterion_main!(benches);

@@ -91,4 +91,17 @@ for name in ["small", "large"]:
     t2 = median("W4", "sgd step t2", name)
     out.append(f"| {name} | {fmt_t(raw)} | {fmt_t(t1)} | {ratio(t1, raw)} | {fmt_t(t2)} | {ratio(t1, t2)} |")
 
+out.append("\n### GEMM single products through `kernels::gemm::gemm` vs raw sgemm (1 thread; `_at`/`_bt`: A/B stored transposed)\n")
+out.append("| m x k x n | raw sgemm | gemm | ratio | GFLOP/s gemm |")
+out.append("|---|---|---|---|---|")
+for (m, k, n, at, bt) in [(256, 1024, 1024, 0, 0), (1024, 256, 1024, 1, 0), (256, 1024, 1024, 0, 1),
+                          (256, 784, 1024, 0, 0), (784, 256, 1024, 1, 0), (64, 256, 256, 0, 0),
+                          (16, 1024, 1024, 0, 0), (256, 1024, 100, 0, 0), (96, 300, 200, 0, 0),
+                          (512, 64, 512, 1, 0), (128, 128, 128, 0, 0)]:
+    s = f"{m}x{k}x{n}" + ("_at" if at else "") + ("_bt" if bt else "")
+    raw = median("GEMM", "raw sgemm", s)
+    t = median("GEMM", "gemm", s)
+    gf = "—" if t is None else f"{2 * m * k * n / t / 1e9:.0f}"
+    out.append(f"| {s} | {fmt_t(raw)} | {fmt_t(t)} | {ratio(t, raw)} | {gf} |")
+
 print("\n".join(out))

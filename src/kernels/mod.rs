@@ -20,7 +20,9 @@
 //! - [`window`], [`conv`], [`pool`]: 2-D window geometry, convolution as
 //!   im2col + sgemm (forward and backward), and max pooling.
 //! - [`gemm`]: a checked `sgemm` wrapper; [`gemm_direct`]: small products
-//!   without packing, bitwise the same.
+//!   without packing, bitwise the same; `gemm_packed` (private, taken by
+//!   [`gemm::gemm`] on its own): large products on AVX-512 with both
+//!   operands packed, bitwise the same.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA or AVX-512.
 //! - [`parallel`]: splitting across rayon threads on fixed boundaries;
