@@ -24,7 +24,7 @@
 //! bounds-checked slices.
 //!
 //! Large products on AVX-512 skip matrixmultiply for
-//! [`gemm_packed`](super::gemm_packed), whose kernel is safe code on
+//! `gemm_packed` (a private module), whose kernel is safe code on
 //! [`Lanes`](super::simd::Lanes) and gives the same bits.
 //!
 //! Transposes are read through strides ([`MatRef::t`]), never copied.
