@@ -24,6 +24,10 @@
 //! [`suits`] picks. Every element goes through the same operations in the
 //! same order as through matrixmultiply, so which path computes a product,
 //! or a block of it, never shows (`gemm::tests::packed_products_are_bitwise_matrixmultiply`).
+//! One exception, outside the layers' use: matrixmultiply rounds `α·acc` on
+//! its own in the tiles at C's edge before adding `β·C`, so with α ≠ 1 such
+//! an element can differ where `α·acc` is inexact, overflows or underflows.
+//! Every layer calls with α = 1.
 //! No `unsafe` here: C is written through [`ColsMut`]'s checked rows.
 
 use super::gemm::{ColsMut, MatRef};
@@ -40,9 +44,10 @@ const NC: usize = 1024;
 const PREFETCH_ROWS: usize = 8;
 
 /// Whether an m×k · k×n product runs here: on AVX-512 (when it is the
-/// instruction set in use), from 64 rows, 256 columns and 64 inner
-/// elements, where packing both operands pays (BENCHMARKS.md, "Own packed
-/// sgemm"). The result is the same either way; only the time differs.
+/// instruction set in use), from 16 rows, 256 inner elements and 256
+/// columns, where packing both operands pays (BENCHMARKS.md, "Own packed
+/// sgemm": smaller k or n ran 1.0–1.4× matrixmultiply's time). The result
+/// is the same either way; only the time differs.
 pub(crate) fn suits(m: usize, k: usize, n: usize) -> bool {
     m >= 16 && k >= 256 && n >= 256 && Isa::avx512().is_some_and(|isa| isa == Isa::best())
 }
