@@ -347,6 +347,9 @@ pub const GEMM_PAR_MIN_FLOPS: usize = 16_000_000;
 
 /// Whole micro-kernel tiles per task: matrixmultiply's AVX-512 sgemm kernel
 /// is 16×16 (AVX2's 8×8 divides it), so a block edge never cuts a tile.
+/// The packed kernel's tiles are 12 × 32: an edge may cut one, which then
+/// runs as two narrower tiles with the same bits (W1's and W4 large's
+/// 1024 columns cut at 512, a whole number of them).
 const TILE: usize = 16;
 
 /// [`gemm`], with C cut into blocks of whole rows or whole columns computed
