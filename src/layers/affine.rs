@@ -224,8 +224,19 @@ impl Affine {
             .filter(|_| self.ready)
             .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
-        let (k, m) = (c.k, c.m);
+        let (n, k, m) = (c.n, c.k, c.m);
 
+        if want_dx && c.cut.is_none() && dx_beside_dw(n, k, m) {
+            self.dx.resize_buffer(&c.x_shape);
+            let (w, x, dx) = (&self.w, &self.x, self.dx.data_mut());
+            let (dy, dw, db) = (dout.data(), &mut self.dw, &mut self.db);
+            rayon::join(
+                || input_grad(dy, w, dx),
+                || param_grads(x, dy, k, m, dw, db),
+            );
+            self.has_grads = true;
+            return Ok(());
+        }
         if want_dx {
             self.dx.resize_buffer(&c.x_shape);
             input_grad(dout.data(), &self.w, self.dx.data_mut());
@@ -249,6 +260,19 @@ impl Affine {
         self.has_grads = true;
         Ok(())
     }
+}
+
+/// Whether backward computes dX and dW side by side, each product cut by
+/// `gemm_par` among the threads that are free: from two threads, when each
+/// product is at least [`GEMM_PAR_MIN_FLOPS`]. One after the other, each cut
+/// in two, every product ends waiting for the slower half and every block
+/// packs all of its uncut operand; side by side, a thread that is done with
+/// its product's blocks takes the other's, so the two products end
+/// together (W1 256×1024×1024's backward: 0.94–0.98× the time at 2 threads,
+/// BENCHMARKS.md). Each element is the same sum either way.
+fn dx_beside_dw(n: usize, k: usize, m: usize) -> bool {
+    let flops = n.saturating_mul(k).saturating_mul(m).saturating_mul(2);
+    rayon::current_num_threads() > 1 && flops >= GEMM_PAR_MIN_FLOPS
 }
 
 /// Where the forward product of n rows, K = k and M = m is cut in K, on a
