@@ -1,7 +1,7 @@
 use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
 use crate::kernels::gemm::{gemm, gemm_par, MatRef, GEMM_HALVES_MIN_FLOPS, GEMM_PAR_MIN_FLOPS};
-use crate::kernels::parallel::BackOff;
+use crate::kernels::parallel::{for_row_blocks, BackOff};
 use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
 #[cfg(feature = "rand")]
@@ -303,7 +303,7 @@ fn half_of(k: usize) -> Option<usize> {
 /// output has the same bits in any batch.
 fn output(x: &[f32], w: &Tensor, b: &Tensor, y: &mut [f32]) {
     let (k, m) = (w.shape()[0], w.shape()[1]);
-    broadcast_rows(b.data(), y);
+    for_row_blocks(y.len() / m, m, y, |_, y| broadcast_rows(b.data(), y));
     gemm_par(
         1.0,
         MatRef::row_major(x, x.len() / k, k),

@@ -342,8 +342,17 @@ pub(crate) fn not_ready(op: &'static str) -> Error {
     Error::state(op, "backward called before forward")
 }
 
-/// Copies `src` into `dst`, reusing `dst`'s allocation when it is big enough.
+/// Copies `src` into `dst`, reusing `dst`'s allocation when it is big enough;
+/// split among threads from [`PAR_MIN_ELEMS`](crate::kernels::parallel::PAR_MIN_ELEMS)
+/// elements, as the elementwise kernels are.
 pub(crate) fn store(dst: &mut Vec<f32>, src: &[f32]) {
-    dst.clear();
-    dst.extend_from_slice(src);
+    use crate::kernels::parallel::{worth_splitting, zip_chunks};
+    if !worth_splitting(src.len()) {
+        dst.clear();
+        dst.extend_from_slice(src);
+        return;
+    }
+    // Same length (every step after the first): nothing written twice.
+    dst.resize(src.len(), 0.0);
+    zip_chunks(src, dst, |s, d| d.copy_from_slice(s));
 }
