@@ -24,7 +24,10 @@ use crate::{Init, InitRng};
 /// halves of K, run side by side when rayon has a second thread, and the
 /// input is kept as those two blocks of columns, from which dW's two halves
 /// of rows are computed side by side: each thread reads only its half of W
-/// and of X. The sums are the same at any thread count.
+/// and of X. From two threads, a backward whose products are each at least
+/// [`GEMM_PAR_MIN_FLOPS`](crate::kernels::gemm::GEMM_PAR_MIN_FLOPS) (such as
+/// 256×1024·1024×1024) computes dX and dW side by side. The sums are the
+/// same at any thread count.
 ///
 /// ```
 /// use densegrad::{Affine, Layer, Tensor};
