@@ -94,11 +94,16 @@ for name in ["small", "large"]:
 out.append("\n### GEMM single products through `kernels::gemm::gemm` vs raw sgemm (1 thread; `_at`/`_bt`: A/B stored transposed)\n")
 out.append("| m x k x n | raw sgemm | gemm | ratio | GFLOP/s gemm |")
 out.append("|---|---|---|---|---|")
-for (m, k, n, at, bt) in [(256, 1024, 1024, 0, 0), (1024, 256, 1024, 1, 0), (256, 1024, 1024, 0, 1),
-                          (256, 784, 1024, 0, 0), (784, 256, 1024, 1, 0), (64, 256, 256, 0, 0),
-                          (16, 1024, 1024, 0, 0), (256, 1024, 100, 0, 0), (96, 300, 200, 0, 0),
-                          (512, 64, 512, 1, 0), (128, 128, 128, 0, 0)]:
-    s = f"{m}x{k}x{n}" + ("_at" if at else "") + ("_bt" if bt else "")
+# The shapes are benches/layers.rs's GEMM_SHAPES, read back from the ids
+# criterion stored ("MxKxN", "_at"/"_bt" for a transposed A/B), largest first.
+gemm_dir = os.path.join(root, "GEMM", "gemm")
+shapes = []
+for s in os.listdir(gemm_dir) if os.path.isdir(gemm_dir) else []:
+    dims = s.split("_")[0].split("x")
+    if len(dims) == 3 and all(d.isdigit() for d in dims):
+        shapes.append((-(int(dims[0]) * int(dims[1]) * int(dims[2])), s))
+for _, s in sorted(shapes):
+    m, k, n = map(int, s.split("_")[0].split("x"))
     raw = median("GEMM", "raw sgemm", s)
     t = median("GEMM", "gemm", s)
     gf = "—" if t is None else f"{2 * m * k * n / t / 1e9:.0f}"

@@ -425,23 +425,32 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
     let col_block = |i: usize, c: ColsMut<'_>| {
         gemm_into(alpha, a, b.col_block(i * cols, c.cols), beta, c);
     };
-    let mut rest = ColsMut::new(c, m, n);
+    let c = ColsMut::new(c, m, n);
     if halves {
-        let (c0, c1) = rest.split_at_col(cols);
+        let (c0, c1) = c.split_at_col(cols);
         join_awake(|| col_block(0, c0), || col_block(1, c1));
         return;
     }
-    let mut blocks = Vec::with_capacity(tasks);
-    while rest.cols > cols {
-        let (block, tail) = rest.split_at_col(cols);
-        blocks.push(block);
-        rest = tail;
+    in_col_blocks(c, 0, cols, &col_block);
+}
+
+/// `f(i, block)` for the blocks of `cols` columns (the last one narrower)
+/// that `c`, block `first` onwards, is cut into, split in halves of whole
+/// blocks through `rayon::join`: the cuts are those of one block after
+/// another, with no list of blocks to allocate.
+fn in_col_blocks<F>(c: ColsMut<'_>, first: usize, cols: usize, f: &F)
+where
+    F: Fn(usize, ColsMut<'_>) + Sync,
+{
+    let blocks = c.cols.div_ceil(cols);
+    if blocks <= 1 {
+        return f(first, c);
     }
-    blocks.push(rest);
-    blocks
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, c)| col_block(i, c));
+    let (left, right) = c.split_at_col(blocks / 2 * cols);
+    rayon::join(
+        || in_col_blocks(left, first, cols, f),
+        || in_col_blocks(right, first + blocks / 2, cols, f),
+    );
 }
 
 /// Products from this many flops up to [`GEMM_PAR_MIN_FLOPS`] are cut in two
