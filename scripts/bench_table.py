@@ -101,9 +101,8 @@ shapes = []
 for s in os.listdir(gemm_dir) if os.path.isdir(gemm_dir) else []:
     dims = s.split("_")[0].split("x")
     if len(dims) == 3 and all(d.isdigit() for d in dims):
-        shapes.append((-(int(dims[0]) * int(dims[1]) * int(dims[2])), s))
-for _, s in sorted(shapes):
-    m, k, n = map(int, s.split("_")[0].split("x"))
+        shapes.append(tuple(map(int, dims)) + (s,))
+for m, k, n, s in sorted(shapes, key=lambda t: (-t[0] * t[1] * t[2], t[3])):
     raw = median("GEMM", "raw sgemm", s)
     t = median("GEMM", "gemm", s)
     gf = "—" if t is None else f"{2 * m * k * n / t / 1e9:.0f}"

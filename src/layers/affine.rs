@@ -227,38 +227,38 @@ impl Affine {
             .filter(|_| self.ready)
             .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
-        let (n, k, m) = (c.n, c.k, c.m);
-
-        if want_dx && c.cut.is_none() && dx_beside_dw(n, k, m) {
-            self.dx.resize_buffer(&c.x_shape);
-            let (w, x, dx) = (&self.w, &self.x, self.dx.data_mut());
-            let (dy, dw, db) = (dout.data(), &mut self.dw, &mut self.db);
-            rayon::join(
-                || input_grad(dy, w, dx),
-                || param_grads(x, dy, k, m, dw, db),
-            );
-            self.has_grads = true;
-            return Ok(());
-        }
+        let (n, k, m, cut) = (c.n, c.k, c.m, c.cut);
         if want_dx {
             self.dx.resize_buffer(&c.x_shape);
-            input_grad(dout.data(), &self.w, self.dx.data_mut());
         }
+        let (w, dy, dx) = (&self.w, dout.data(), self.dx.data_mut());
+        let mut dx_pass = || {
+            if want_dx {
+                input_grad(dy, w, dx);
+            }
+        };
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
         // per thread, never partial sums across threads.
-        let (dy, dw, db) = (dout.data(), &mut self.dw, &mut self.db);
-        match c.cut {
+        let (x, x_cols, back_off) = (&self.x, &self.x_cols, &mut self.back_off);
+        let (dw, db) = (&mut self.dw, &mut self.db);
+        let mut dw_pass = || match cut {
             // The input kept as its two blocks of columns (each on the
             // thread that copied it).
             Some(cut) => {
-                let [top, bottom] = &self.x_cols;
+                let [top, bottom] = x_cols;
                 let xt = [
-                    MatRef::row_major(top, c.n, cut).t(),
-                    MatRef::row_major(bottom, c.n, k - cut).t(),
+                    MatRef::row_major(top, n, cut).t(),
+                    MatRef::row_major(bottom, n, k - cut).t(),
                 ];
-                param_grads_in_halves(xt, cut, dy, (dw, db), &mut self.back_off);
+                param_grads_in_halves(xt, cut, dy, (dw, db), back_off);
             }
-            None => param_grads(&self.x, dy, k, m, dw, db),
+            None => param_grads(x, dy, k, m, dw, db),
+        };
+        if want_dx && cut.is_none() && dx_beside_dw(n, k, m) {
+            rayon::join(dx_pass, dw_pass);
+        } else {
+            dx_pass();
+            dw_pass();
         }
         self.has_grads = true;
         Ok(())
