@@ -334,9 +334,10 @@ unsafe fn sgemm_into(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mu
 }
 
 /// Products from this many flops (2·m·k·n) are cut into one block per
-/// thread by rayon's own join; smaller ones in halves (from
-/// [`GEMM_HALVES_MIN_FLOPS`]) or not at all. At ~100 GFLOP/s per core this
-/// is ~160 µs of work.
+/// thread by rayon's own join (in a pool of two threads: two halves through
+/// [`join_awake`](super::parallel::join_awake), as smaller ones); smaller
+/// ones in halves (from [`GEMM_HALVES_MIN_FLOPS`]) or not at all. At ~100
+/// GFLOP/s per core this is ~160 µs of work.
 ///
 /// ```
 /// # use densegrad::kernels::gemm::*;
@@ -355,7 +356,8 @@ const TILE: usize = 16;
 /// [`gemm`], with C cut into blocks of whole rows or whole columns computed
 /// by rayon tasks when the product is large enough: from
 /// [`GEMM_HALVES_MIN_FLOPS`] in two halves through `join_awake`, from
-/// [`GEMM_PAR_MIN_FLOPS`] in one block per thread.
+/// [`GEMM_PAR_MIN_FLOPS`] in one block per thread (in a pool of two
+/// threads: the same two halves, through `join_awake`).
 ///
 /// The cut is chosen to repack the smaller operand: every task's `sgemm`
 /// packs all of the operand that is not cut, so rows are cut (each task
@@ -404,7 +406,10 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
     // Halves run through `join_awake`, whose helper stays awake between
     // products; more blocks through rayon. m, n ≥ 2·TILE, so a half cut on
     // a tile edge leaves both halves non-empty.
-    let halves = flops < GEMM_PAR_MIN_FLOPS;
+    // In a pool of two, one block per thread is two halves: through
+    // `join_awake` too, which saved 0.6–1% of W1's and W4 large's 2-thread
+    // step against rayon's join (in-process A/B, BENCHMARKS.md).
+    let halves = flops < GEMM_PAR_MIN_FLOPS || threads == 2;
     let tasks = if halves { 2 } else { threads };
     if m > n {
         let rows = m.div_ceil(tasks).next_multiple_of(TILE);
