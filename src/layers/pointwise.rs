@@ -15,9 +15,10 @@ use rayon::prelude::*;
 /// Elements per block of an owned output written by the threads (2 KiB,
 /// and a whole number of sign bytes). Each block is computed on the stack
 /// and moved into the output; glibc moves 2 KiB or less with vector loads
-/// and stores, larger blocks with `rep movsb`, which on an AMD EPYC (Zen
-/// 4) ran the owned ReLU of 4M elements at 2 threads 4× slower (16 KiB
-/// blocks: 3.9 ms, 2 KiB: 0.97 ms; BENCHMARKS.md, "A second machine").
+/// and stores, and from 2112 bytes (on CPUs with fast short `rep movsb`)
+/// with `rep movsb`, which on an AMD EPYC (Zen 4) ran the owned ReLU of 4M
+/// elements at 2 threads 4× slower (16 KiB blocks: 3.9 ms, 2 KiB: 0.97 ms;
+/// BENCHMARKS.md, "A second machine").
 const FRESH_BLOCK: usize = 512;
 
 /// An elementwise activation layer, for input of any shape: `y = op(x)`
