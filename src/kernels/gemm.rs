@@ -403,14 +403,17 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
         "gemm: C has {} elements, expected {m}x{n}",
         c.len()
     );
-    // Halves run through `join_awake`, whose helper stays awake between
-    // products; more blocks through rayon. m, n ≥ 2·TILE, so a half cut on
-    // a tile edge leaves both halves non-empty.
-    // In a pool of two, one block per thread is two halves: through
-    // `join_awake` too, which saved 0.6–1% of W1's and W4 large's 2-thread
-    // step against rayon's join (in-process A/B, BENCHMARKS.md).
-    let halves = flops < GEMM_PAR_MIN_FLOPS || threads == 2;
-    let tasks = if halves { 2 } else { threads };
+    // Two blocks (halves, or one per thread in a pool of two) run through
+    // `join_awake`, whose helper stays awake between products (for the
+    // large ones of W1 and W4 large at 2 threads 0.6–1% of the step against
+    // rayon's join, BENCHMARKS.md); more blocks through rayon. m, n ≥
+    // 2·TILE, so a half cut on a tile edge leaves both halves non-empty.
+    let tasks = if flops < GEMM_PAR_MIN_FLOPS {
+        2
+    } else {
+        threads
+    };
+    let halves = tasks == 2;
     if m > n {
         let rows = m.div_ceil(tasks).next_multiple_of(TILE);
         let row_block = |i: usize, c: &mut [f32]| {
