@@ -196,6 +196,48 @@ fn exp_and_sigmoid_special_values() {
     }
 }
 
+/// Sigmoid and tanh on the two FMA paths, bit for bit: their exponential
+/// ends in `Lanes::mul_pow2`, one `vscalefps` on AVX-512 and two products
+/// on AVX2. Every f32 in [−104, −87] (sigmoid's subnormal results, which
+/// the ulp sweeps skip, checked here against f64 to 2 subnormal ulps) and
+/// every 13th bit pattern of the rest of [−110, 0].
+#[test]
+fn fma_paths_agree_bit_for_bit_on_sigmoid_and_tanh() {
+    let (Some(avx2), Some(avx512)) = (Isa::avx2_fma(), Isa::avx512()) else {
+        println!("skipped: this CPU lacks AVX2+FMA or AVX-512");
+        return;
+    };
+    let lo_sub = (-87.0f32).to_bits();
+    let hi_sub = (-104.0f32).to_bits();
+    let xs: Vec<f32> = ((-0.0f32).to_bits()..=(-110.0f32).to_bits())
+        .filter(|b| (lo_sub..=hi_sub).contains(b) || b % 13 == 0)
+        .map(f32::from_bits)
+        .collect();
+    let tiny = f32::from_bits(1) as f64;
+    let (mut a, mut b) = (vec![0.0f32; xs.len()], vec![0.0f32; xs.len()]);
+    sigmoid_forward_with(avx2, &xs, &mut a);
+    sigmoid_forward_with(avx512, &xs, &mut b);
+    let mut subnormals = 0;
+    for ((&x, &g), &h) in xs.iter().zip(&a).zip(&b) {
+        assert_eq!(g.to_bits(), h.to_bits(), "sigmoid({x:e}): {g:e} vs {h:e}");
+        if g != 0.0 && !g.is_normal() {
+            subnormals += 1;
+            let err = (g as f64 - sigmoid_ref(x as f64)).abs();
+            assert!(
+                err <= 2.0 * tiny,
+                "sigmoid({x:e}) = {g:e} ({} subnormal ulp)",
+                err / tiny
+            );
+        }
+    }
+    assert!(subnormals > 1_000_000, "{subnormals} subnormal results");
+    pointwise_forward(avx2, TanhOp, &xs, &mut a);
+    pointwise_forward(avx512, TanhOp, &xs, &mut b);
+    for ((&x, &g), &h) in xs.iter().zip(&a).zip(&b) {
+        assert_eq!(g.to_bits(), h.to_bits(), "tanh({x:e}): {g:e} vs {h:e}");
+    }
+}
+
 fn isa_strategy() -> impl Strategy<Value = Isa> {
     proptest::sample::select(Isa::available())
 }

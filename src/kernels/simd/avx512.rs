@@ -177,6 +177,12 @@ impl Lanes for Avx512 {
         }
     }
     #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        // One rounding of self · 2^floor(n), into the subnormals as the
+        // default's two products do.
+        Avx512(unsafe { _mm512_scalef_ps(self.0, n.0) })
+    }
+    #[inline(always)]
     fn pow2i(self) -> Self {
         Avx512(unsafe {
             let n = _mm512_cvtps_epi32(self.0);

@@ -106,9 +106,8 @@ pub fn exp<V: Lanes>(x: V) -> V {
 #[inline(always)]
 pub fn exp_nonpos<V: Lanes>(x: V) -> V {
     let (n, y) = reduce_and_poly(V::splat(CLAMP_LO).max_or_b(x));
-    // y·2^(n+64) is exact (n + 64 ∈ [−86, 64]); ·2^−64 rounds once.
-    y.mul(n.add(V::splat(64.0)).pow2i())
-        .mul(V::splat(f32::from_bits(0x1f80_0000)))
+    // n ∈ [−150, 0] and y ∈ [1/2, 2): within `mul_pow2`'s contract.
+    y.mul_pow2(n)
 }
 
 /// `e^(x − m)` with the f32 rounding of `x − m` corrected by its exact

@@ -110,6 +110,23 @@ pub trait Lanes: Copy {
     fn abs(self) -> Self;
     /// `2^n` for lanes holding integers `n` in [−126, 127].
     fn pow2i(self) -> Self;
+    /// `self · 2^n`, rounded once (to a subnormal or 0 where it is that
+    /// small), for `self` in [1/2, 2) (or NaN) and lanes `n` holding
+    /// integers in [−190, 63]: the last step of an exponential of a
+    /// non-positive argument. The default forms `self · 2^(n + 64)`, exact
+    /// since `n + 64` is a normal exponent, then multiplies by `2^−64`;
+    /// AVX-512 does the same in one `vscalefps`, bit for bit.
+    ///
+    /// ```
+    /// # use densegrad::kernels::simd::*;
+    /// let v = wide::f32x8::splat(1.5).mul_pow2(wide::f32x8::splat(-149.0));
+    /// assert_eq!(v.to_buf()[0], 2.0 * f32::from_bits(1)); // 1.5 · 2^−149 rounds to even
+    /// ```
+    #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        self.mul(n.add(Self::splat(64.0)).pow2i())
+            .mul(Self::splat(f32::from_bits(0x1f80_0000)))
+    }
     /// The even and the odd lanes of the `2N` values `a ++ b`:
     /// `([a0, a2, …, b0, b2, …], [a1, a3, …, b1, b3, …])` (pairs of
     /// neighbours split apart, as a 2-wide pooling window needs).
