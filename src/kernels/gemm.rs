@@ -215,7 +215,7 @@ impl<'a> MatRef<'a> {
 
 /// `C = alpha·A·B + beta·C`, with C an m×n row-major slice.
 ///
-/// Small products with row-major A and B go through
+/// Small products with a row- or column-major A and a row-major B go through
 /// [`gemm_direct`](super::gemm_direct) (no packing) where
 /// [`suits`](super::gemm_direct::suits) says it is faster, and large ones on
 /// AVX-512 through the crate's own packed kernel; with α = 1, as every layer
@@ -262,15 +262,12 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         }
         return;
     }
-    if a.col_stride == 1
-        && b.col_stride == 1
-        && a.row_stride >= k
-        && b.row_stride >= n
-        && super::gemm_direct::suits(m, k, n)
+    let a_unit_stride = (a.col_stride == 1 && a.row_stride >= k) || a.row_stride == 1;
+    if a_unit_stride && b.col_stride == 1 && b.row_stride >= n && super::gemm_direct::suits(m, k, n)
     {
-        let (rsa, rsb) = (a.row_stride, b.row_stride);
-        return super::gemm_direct::gemm_direct(
-            m, k, n, alpha, a.data, rsa, b.data, rsb, beta, c, n,
+        let (rsa, csa, rsb) = (a.row_stride, a.col_stride, b.row_stride);
+        return super::gemm_direct::gemm_direct_strided(
+            m, k, n, alpha, a.data, rsa, csa, b.data, rsb, beta, c, n,
         );
     }
     gemm_into(alpha, a, b, beta, ColsMut::new(c, m, n));
@@ -945,7 +942,7 @@ mod tests {
     /// not) it is checked against f64.
     #[test]
     fn direct_products_are_bitwise_matrixmultiply() {
-        use crate::kernels::gemm_direct::{gemm_direct, suits, KC};
+        use crate::kernels::gemm_direct::{gemm_direct, gemm_direct_strided, suits, KC};
         use crate::kernels::simd::Isa;
         let bitwise = Isa::avx512() == Some(Isa::best());
         assert_eq!(
@@ -965,29 +962,52 @@ mod tests {
             (24, 40, 64),
             (5, 600, 48),
         ] {
-            let a_data = values(m * (k + 3), 1);
+            let a_data = values((m + 3) * (k + 3), 1);
             let b_data = values(k * (n + 2), 2);
             // Row strides longer than the rows: views inside wider buffers.
-            let a = MatRef::new(&a_data, m, k, k + 3, 1);
+            // A row-major, and column-major (the transpose of a k × (m + 3)
+            // matrix, as Xᵀ in Xᵀ·dY).
+            let a_rows = MatRef::new(&a_data, m, k, k + 3, 1);
+            let a_cols = MatRef::new(&a_data, m, k, 1, m + 3);
             let b = MatRef::new(&b_data, k, n, n + 2, 1);
-            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, 0.3)] {
+            for ((a, (rsa, csa)), (alpha, beta)) in [(a_rows, (k + 3, 1)), (a_cols, (1, m + 3))]
+                .into_iter()
+                .flat_map(|a| [(1.0, 0.0), (0.5, 1.0), (1.0, 0.3)].map(|ab| (a, ab)))
+            {
                 let c0 = start_c(m * n, beta);
                 let mut want = c0.clone();
                 matrixmultiply_product(alpha, a, b, beta, &mut want);
                 let mut got = c0.clone();
-                gemm_direct(
-                    m,
-                    k,
-                    n,
-                    alpha,
-                    &a_data,
-                    k + 3,
-                    &b_data,
-                    n + 2,
-                    beta,
-                    &mut got,
-                    n,
-                );
+                if csa == 1 {
+                    gemm_direct(
+                        m,
+                        k,
+                        n,
+                        alpha,
+                        &a_data,
+                        rsa,
+                        &b_data,
+                        n + 2,
+                        beta,
+                        &mut got,
+                        n,
+                    );
+                } else {
+                    gemm_direct_strided(
+                        m,
+                        k,
+                        n,
+                        alpha,
+                        &a_data,
+                        rsa,
+                        csa,
+                        &b_data,
+                        n + 2,
+                        beta,
+                        &mut got,
+                        n,
+                    );
+                }
                 let mut via_gemm = c0.clone();
                 gemm(alpha, a, b, beta, &mut via_gemm);
                 let exact = naive(a, b);
@@ -1003,7 +1023,7 @@ mod tests {
                         assert_eq!(
                             g.to_bits(),
                             w.to_bits(),
-                            "{m}x{k}x{n} α={alpha} β={beta} at {i}"
+                            "{m}x{k}x{n} A strides ({rsa}, {csa}) α={alpha} β={beta} at {i}"
                         );
                         assert_eq!(v.to_bits(), w.to_bits(), "{m}x{k}x{n} through gemm at {i}");
                     }
