@@ -262,8 +262,10 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         }
         return;
     }
-    let a_unit_stride = (a.col_stride == 1 && a.row_stride >= k) || a.row_stride == 1;
-    if a_unit_stride && b.col_stride == 1 && b.row_stride >= n && super::gemm_direct::suits(m, k, n)
+    if super::gemm_direct::a_layout_suits(k, a.row_stride, a.col_stride)
+        && b.col_stride == 1
+        && b.row_stride >= n
+        && super::gemm_direct::suits(m, k, n)
     {
         let (rsa, csa, rsb) = (a.row_stride, a.col_stride, b.row_stride);
         return super::gemm_direct::gemm_direct_strided(

@@ -94,11 +94,13 @@ pub fn gemm_direct(
     c: &mut [f32],
     rsc: usize,
 ) {
-    assert!(
-        m == 0 || n == 0 || rsa >= k,
-        "gemm_direct: A's row stride {rsa} is shorter than its {k} columns"
-    );
     gemm_direct_strided(m, k, n, alpha, a, rsa, 1, b, rsb, beta, c, rsc)
+}
+
+/// Whether an m×k A with strides (`rsa`, `csa`) is one [`gemm_direct`]
+/// reads: row-major with rows that do not overlap, or column-major.
+pub(crate) fn a_layout_suits(k: usize, rsa: usize, csa: usize) -> bool {
+    (csa == 1 && rsa >= k) || rsa == 1
 }
 
 /// [`gemm_direct`] for an A that is row-major (`csa == 1`) or column-major
@@ -107,7 +109,9 @@ pub fn gemm_direct(
 /// contiguous run, so it is no harder to read than a row-major one.
 ///
 /// # Panics
-/// If neither of A's strides is 1, or a slice is too short for its matrix.
+/// If A's strides are not one of those layouts ([`a_layout_suits`]), a row
+/// stride of B or C is shorter than its row, or a slice is too short for
+/// its matrix.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_direct_strided(
     m: usize,
@@ -148,7 +152,7 @@ pub(crate) fn gemm_direct_strided(
             .is_some_and(|last| last < len)
     };
     assert!(
-        (csa == 1 || rsa == 1) && rsb >= n && rsc >= n,
+        a_layout_suits(k, rsa, csa) && rsb >= n && rsc >= n,
         "gemm_direct: strides A ({rsa}, {csa}), B ({rsb}, 1), C ({rsc}, 1) for a {m}x{k} · {k}x{n} product"
     );
     assert!(
