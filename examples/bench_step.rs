@@ -29,6 +29,12 @@
 //!   scalar loop (f32 max, exp, sum, log).
 //! - `w4_small_sgemm`, `w4_large_sgemm`: only the sgemm calls of that step
 //!   (the checked single-thread wrapper), nothing else.
+//!
+//! `--per-layer STEPS` (with `w4_small`, `w4_large` or `mlp_*`) prints, instead
+//! of the step's median, a table of each layer's forward and backward and of
+//! the update, each timed inside the step, medians over STEPS steps:
+//!
+//!     cargo run --release --example bench_step -- w4_large --threads 2 --per-layer 300
 
 use std::time::Instant;
 
@@ -51,6 +57,13 @@ struct Args {
     /// Print the workload names and exit.
     #[arg(long)]
     list: bool,
+    /// For `w4_small`, `w4_large` and `mlp_*`: instead of the step's median,
+    /// the median of each layer's forward and backward and of the update,
+    /// timed inside the step over this many steps (the layers one after
+    /// another, as `Sequential` runs a step it does not cut into batch
+    /// chunks).
+    #[arg(long, value_name = "STEPS")]
+    per_layer: Option<usize>,
 }
 
 const WORKLOADS: &[&str] = &[
@@ -292,6 +305,94 @@ fn w4_mlp(sizes: &[usize], batch: usize) -> Bench {
     sgd_steps(&mut net, &x, &t)
 }
 
+/// The median time of each part of a W4-kind step over `steps` steps (after
+/// 10 untimed ones): each layer's `forward_ref`, the loss, each layer's
+/// `backward_ref` (parameters only for the first) and the SGD update, as a
+/// table with each part's share of the sum.
+fn w4_per_layer(sizes: &[usize], batch: usize, steps: usize) -> Result<String, densegrad::Error> {
+    let x = tensor(&[batch, sizes[0]], 8, 1.0)?;
+    let t = labels(batch, *sizes.last().unwrap());
+    let mut layers = mlp_layers(sizes)?;
+    let mut loss = SoftmaxWithLoss::new();
+    let mut opt = Sgd::new(0.1);
+    let n = layers.len();
+    // Parts: n forwards, the loss (forward and backward), n backwards, the
+    // update.
+    let mut times = vec![Vec::with_capacity(steps); 2 * n + 2];
+    for step in 0..steps + 10 {
+        let mut took = vec![0.0; 2 * n + 2];
+        let mut h = &x;
+        for (i, layer) in layers.iter_mut().enumerate() {
+            let start = Instant::now();
+            h = layer.forward_ref(h)?;
+            took[i] = start.elapsed().as_secs_f64();
+        }
+        let start = Instant::now();
+        loss.forward(h, Labels::Index(&t))?;
+        let mut g = loss.backward_ref(1.0)?;
+        took[n] = start.elapsed().as_secs_f64();
+        let (first, rest) = layers.split_first_mut().expect("an MLP has layers");
+        for (i, layer) in rest.iter_mut().enumerate().rev() {
+            let start = Instant::now();
+            g = layer.backward_ref(g)?;
+            took[n + 2 + i] = start.elapsed().as_secs_f64();
+        }
+        let start = Instant::now();
+        first.backward_params_only(g)?;
+        took[n + 1] = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let (mut result, mut index) = (Ok(()), 0);
+        for layer in layers.iter_mut() {
+            layer.visit_params(&mut |mut p| {
+                let (v, g) = p.values_and_grad();
+                if result.is_ok() {
+                    result = opt.update(index, v, g);
+                }
+                index += 1;
+            });
+        }
+        result?;
+        took[2 * n + 1] = start.elapsed().as_secs_f64();
+        if step >= 10 {
+            for (all, t) in times.iter_mut().zip(took) {
+                all.push(t);
+            }
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
+    let sum: f64 = medians.iter().sum();
+    // In the order the step runs them: forwards, the loss, backwards from
+    // the last layer, the update.
+    let mut rows: Vec<(String, f64)> = (0..n)
+        .map(|i| (format!("{} {i} forward", layers[i].name()), medians[i]))
+        .collect();
+    rows.push(("loss forward + backward".into(), medians[n]));
+    rows.extend((0..n).rev().map(|i| {
+        (
+            format!("{} {i} backward", layers[i].name()),
+            medians[n + 1 + i],
+        )
+    }));
+    rows.push(("SGD update".into(), medians[2 * n + 1]));
+    let mut table = String::from("| part | median | share |\n|:--|--:|--:|\n");
+    for (name, t) in rows {
+        let time = if t < 1e-3 {
+            format!("{:.1} µs", t * 1e6)
+        } else {
+            format!("{:.3} ms", t * 1e3)
+        };
+        table += &format!("| {name} | {time} | {:.1}% |\n", 100.0 * t / sum);
+    }
+    table += &format!("| sum of the medians | {:.3} ms | |\n", sum * 1e3);
+    Ok(table)
+}
+
 /// W4 large through boxed layers and the owned `forward` / `backward`.
 fn w4_owned(name: &str) -> Bench {
     let (sizes, batch) = mlp_sizes(name);
@@ -378,6 +479,20 @@ fn w5() -> Bench {
     sgd_steps(&mut net, &x, &t)
 }
 
+/// "100-19-10_b1000" → ([100, 19, 10], 1000): at least two widths, none
+/// of them 0, and a batch above 0.
+fn parse_mlp(spec: &str) -> Option<(Vec<usize>, usize)> {
+    let (sizes, batch) = spec.rsplit_once("_b")?;
+    let sizes: Vec<usize> = sizes
+        .split('-')
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if sizes.len() < 2 || sizes.contains(&0) {
+        return None;
+    }
+    Some((sizes, batch.parse().ok().filter(|&b| b > 0)?))
+}
+
 fn run(workload: &str) -> Option<Bench> {
     let (head, rest) = workload.split_once('_').unwrap_or((workload, ""));
     Some(match (head, rest) {
@@ -397,15 +512,8 @@ fn run(workload: &str) -> Option<Bench> {
         ("relu", "naive_4194304") => relu_naive(4 << 20),
         ("relu", "owned_4194304") => relu_owned(4 << 20),
         ("mlp", spec) => {
-            let (sizes, batch) = spec.rsplit_once("_b")?;
-            let sizes: Vec<usize> = sizes
-                .split('-')
-                .map(|v| v.parse().ok())
-                .collect::<Option<_>>()?;
-            if sizes.len() < 2 || sizes.contains(&0) {
-                return None;
-            }
-            w4_mlp(&sizes, batch.parse().ok().filter(|&b| b > 0)?)
+            let (sizes, batch) = parse_mlp(spec)?;
+            w4_mlp(&sizes, batch)
         }
         _ => return None,
     })
@@ -430,6 +538,27 @@ fn main() {
         .num_threads(args.threads)
         .build()
         .expect("a rayon pool");
+    if let Some(steps) = args.per_layer {
+        let (sizes, batch) = match workload.as_str() {
+            "w4_small" => mlp_sizes("small"),
+            "w4_large" => mlp_sizes("large"),
+            w => match w.strip_prefix("mlp_").and_then(parse_mlp) {
+                Some(sb) => sb,
+                None => {
+                    eprintln!("error: --per-layer takes w4_small, w4_large or mlp_*");
+                    std::process::exit(2);
+                }
+            },
+        };
+        match pool.install(|| w4_per_layer(&sizes, batch, steps.max(1))) {
+            Ok(table) => print!("{table}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match pool.install(|| run(&workload)) {
         Some(Ok(t)) => println!(
             "{{\"workload\": \"{workload}\", \"system\": \"densegrad\", \"threads\": {}, \"median_s\": {t:e}}}",
