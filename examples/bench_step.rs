@@ -341,17 +341,7 @@ fn w4_per_layer(sizes: &[usize], batch: usize, steps: usize) -> Result<String, d
         first.backward_params_only(g)?;
         took[n + 1] = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let (mut result, mut index) = (Ok(()), 0);
-        for layer in layers.iter_mut() {
-            layer.visit_params(&mut |mut p| {
-                let (v, g) = p.values_and_grad();
-                if result.is_ok() {
-                    result = opt.update(index, v, g);
-                }
-                index += 1;
-            });
-        }
-        result?;
+        update_all(&mut layers, &mut opt)?;
         took[2 * n + 1] = start.elapsed().as_secs_f64();
         if step >= 10 {
             for (all, t) in times.iter_mut().zip(took) {
@@ -412,13 +402,24 @@ fn w4_owned(name: &str) -> Bench {
             d = layer.backward(d).unwrap();
         }
         layers[0].backward_params_only(&d).unwrap();
-        for (i, layer) in layers.iter_mut().enumerate() {
-            layer.visit_params(&mut |mut p| {
-                let (v, g) = p.values_and_grad();
-                opt.update(i, v, g).unwrap();
-            });
-        }
+        update_all(&mut layers, &mut opt).unwrap();
     }))
+}
+
+/// One optimizer update of every parameter of `layers`, each under its own
+/// index (as `Optimizer::step` numbers a `Sequential`'s parameters).
+fn update_all(layers: &mut [Box<dyn Layer>], opt: &mut Sgd) -> Result<(), densegrad::Error> {
+    let (mut result, mut index) = (Ok(()), 0);
+    for layer in layers.iter_mut() {
+        layer.visit_params(&mut |mut p| {
+            let (v, g) = p.values_and_grad();
+            if result.is_ok() {
+                result = opt.update(index, v, g);
+            }
+            index += 1;
+        });
+    }
+    result
 }
 
 /// Only the sgemm calls of a W4 step: forward products, then dW for every
