@@ -63,7 +63,7 @@ struct Args {
     /// another, as `Sequential` runs a step it does not cut into batch
     /// chunks).
     #[arg(long, value_name = "STEPS")]
-    per_layer: Option<usize>,
+    per_layer: Option<std::num::NonZeroUsize>,
 }
 
 const WORKLOADS: &[&str] = &[
@@ -288,11 +288,6 @@ fn sgd_steps(net: &mut Sequential, x: &Tensor, t: &[usize]) -> Bench {
     result.map(|_| time)
 }
 
-fn w4(name: &str) -> Bench {
-    let (sizes, batch) = mlp_sizes(name);
-    w4_mlp(&sizes, batch)
-}
-
 /// One SGD step of the W4 kind of network with layer widths `sizes` at
 /// batch `batch` (workloads `mlp_100-19-10_b1000`).
 fn w4_mlp(sizes: &[usize], batch: usize) -> Bench {
@@ -319,8 +314,8 @@ fn w4_per_layer(sizes: &[usize], batch: usize, steps: usize) -> Result<String, d
     // Parts: n forwards, the loss (forward and backward), n backwards, the
     // update.
     let mut times = vec![Vec::with_capacity(steps); 2 * n + 2];
+    let mut took = vec![0.0; 2 * n + 2];
     for step in 0..steps + 10 {
-        let mut took = vec![0.0; 2 * n + 2];
         let mut h = &x;
         for (i, layer) in layers.iter_mut().enumerate() {
             let start = Instant::now();
@@ -344,7 +339,7 @@ fn w4_per_layer(sizes: &[usize], batch: usize, steps: usize) -> Result<String, d
         update_all(&mut layers, &mut opt)?;
         took[2 * n + 1] = start.elapsed().as_secs_f64();
         if step >= 10 {
-            for (all, t) in times.iter_mut().zip(took) {
+            for (all, &t) in times.iter_mut().zip(&took) {
                 all.push(t);
             }
         }
@@ -494,7 +489,20 @@ fn parse_mlp(spec: &str) -> Option<(Vec<usize>, usize)> {
     Some((sizes, batch.parse().ok().filter(|&b| b > 0)?))
 }
 
+/// The layer widths and batch of a workload that is one SGD step of an MLP
+/// (`w4_small`, `w4_large`, `mlp_*`), or `None` for any other.
+fn mlp_workload(workload: &str) -> Option<(Vec<usize>, usize)> {
+    match workload {
+        "w4_small" => Some(mlp_sizes("small")),
+        "w4_large" => Some(mlp_sizes("large")),
+        w => parse_mlp(w.strip_prefix("mlp_")?),
+    }
+}
+
 fn run(workload: &str) -> Option<Bench> {
+    if let Some((sizes, batch)) = mlp_workload(workload) {
+        return Some(w4_mlp(&sizes, batch));
+    }
     let (head, rest) = workload.split_once('_').unwrap_or((workload, ""));
     Some(match (head, rest) {
         ("w1", "owned_256x1024x1024") => w1("256x1024x1024", true),
@@ -505,17 +513,12 @@ fn run(workload: &str) -> Option<Bench> {
         }
         ("w3", "naive_100x10") => w3_naive("100x10"),
         ("w3", shape) => w3(shape),
-        ("w4", "small" | "large") => w4(rest),
         ("w4", "large_owned") => w4_owned("large"),
         ("w4", "small_sgemm") => w4_sgemm("small"),
         ("w4", "large_sgemm") => w4_sgemm("large"),
         ("w5", "") => w5(),
         ("relu", "naive_4194304") => relu_naive(4 << 20),
         ("relu", "owned_4194304") => relu_owned(4 << 20),
-        ("mlp", spec) => {
-            let (sizes, batch) = parse_mlp(spec)?;
-            w4_mlp(&sizes, batch)
-        }
         _ => return None,
     })
 }
@@ -540,18 +543,11 @@ fn main() {
         .build()
         .expect("a rayon pool");
     if let Some(steps) = args.per_layer {
-        let (sizes, batch) = match workload.as_str() {
-            "w4_small" => mlp_sizes("small"),
-            "w4_large" => mlp_sizes("large"),
-            w => match w.strip_prefix("mlp_").and_then(parse_mlp) {
-                Some(sb) => sb,
-                None => {
-                    eprintln!("error: --per-layer takes w4_small, w4_large or mlp_*");
-                    std::process::exit(2);
-                }
-            },
+        let Some((sizes, batch)) = mlp_workload(&workload) else {
+            eprintln!("error: --per-layer takes w4_small, w4_large or mlp_*");
+            std::process::exit(2);
         };
-        match pool.install(|| w4_per_layer(&sizes, batch, steps.max(1))) {
+        match pool.install(|| w4_per_layer(&sizes, batch, steps.get())) {
             Ok(table) => print!("{table}"),
             Err(e) => {
                 eprintln!("error: {e}");

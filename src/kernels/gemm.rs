@@ -263,8 +263,7 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) 
         return;
     }
     if super::gemm_direct::a_layout_suits(k, a.row_stride, a.col_stride)
-        && b.col_stride == 1
-        && b.row_stride >= n
+        && super::gemm_direct::b_layout_suits(n, b.row_stride, b.col_stride)
         && super::gemm_direct::suits(m, k, n)
     {
         let (rsa, csa, rsb) = (a.row_stride, a.col_stride, b.row_stride);

@@ -103,15 +103,21 @@ pub(crate) fn a_layout_suits(k: usize, rsa: usize, csa: usize) -> bool {
     (csa == 1 && rsa >= k) || rsa == 1
 }
 
+/// Whether a k×n B with strides (`rsb`, `csb`) is one [`gemm_direct`]
+/// reads: row-major with rows that do not overlap.
+pub(crate) fn b_layout_suits(n: usize, rsb: usize, csb: usize) -> bool {
+    csb == 1 && rsb >= n
+}
+
 /// [`gemm_direct`] for an A that is row-major (`csa == 1`) or column-major
 /// (`rsa == 1`: the transpose of a row-major matrix, as `Xᵀ` in `Xᵀ·dY`).
 /// A column-major A gives each step `l` its tile's rows of A as one
 /// contiguous run, so it is no harder to read than a row-major one.
 ///
 /// # Panics
-/// If A's strides are not one of those layouts ([`a_layout_suits`]), a row
-/// stride of B or C is shorter than its row, or a slice is too short for
-/// its matrix.
+/// If A's or B's strides are not a layout it reads ([`a_layout_suits`],
+/// [`b_layout_suits`]), C's row stride is shorter than its row, or a slice
+/// is too short for its matrix.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_direct_strided(
     m: usize,
@@ -152,7 +158,7 @@ pub(crate) fn gemm_direct_strided(
             .is_some_and(|last| last < len)
     };
     assert!(
-        a_layout_suits(k, rsa, csa) && rsb >= n && rsc >= n,
+        a_layout_suits(k, rsa, csa) && b_layout_suits(n, rsb, 1) && rsc >= n,
         "gemm_direct: strides A ({rsa}, {csa}), B ({rsb}, 1), C ({rsc}, 1) for a {m}x{k} · {k}x{n} product"
     );
     assert!(
