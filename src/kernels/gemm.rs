@@ -539,6 +539,11 @@ impl<'a> ColsMut<'a> {
         self.cols
     }
 
+    /// Whether its rows are longer than its columns: a block of a wider C.
+    pub(super) fn is_column_block(&self) -> bool {
+        self.stride > self.cols
+    }
+
     /// Row `i`'s `cols` elements.
     ///
     /// # Panics
@@ -817,6 +822,9 @@ mod tests {
             (40, 784, 300),
             (17, 3, 1040),
             (64, KC, 256),
+            // Column blocks wider than the packed B's 1024 columns, with
+            // more than one block of `l`: the scratch block reused.
+            (13, KC + 7, 2200),
         ] {
             let a_data = values((m + 3) * (k + 3), 1);
             let b_data = values((2 * k + 1) * (n + 2), 2);

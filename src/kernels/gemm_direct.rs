@@ -341,11 +341,23 @@ fn load<V: Lanes>(s: &[f32]) -> V {
 /// epilogue: `α·acc` alone when β = 0 (C not read), else one FMA onto `β·c`.
 #[inline(always)]
 pub(super) fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
-    let v = if beta == 0.0 {
+    store(folded(alpha, acc, beta, c), c)
+}
+
+/// `α·acc + β·c` for `c.len() ≤ N` elements (c not read when β = 0): the
+/// value [`fold`] stores.
+#[inline(always)]
+pub(super) fn folded<V: Lanes>(alpha: V, acc: V, beta: f32, c: &[f32]) -> V {
+    if beta == 0.0 {
         alpha.mul(acc)
     } else {
         alpha.mul_add(acc, load::<V>(c).mul(V::splat(beta)))
-    };
+    }
+}
+
+/// The first `c.len() ≤ N` lanes of `v` into `c`.
+#[inline(always)]
+pub(super) fn store<V: Lanes>(v: V, c: &mut [f32]) {
     if c.len() == V::N {
         v.store(c)
     } else {

@@ -18,7 +18,9 @@
 //!   needs the fewer bytes per flop from L2 (an A element is reused against
 //!   32 columns, a B element against only 12 rows);
 //! - the kernel prefetches B [`PREFETCH_ROWS`] rows ahead and C's tile
-//!   before it folds into it.
+//!   before it folds into it;
+//! - into a column block of a wider C, the folds before the last go to a
+//!   scratch block with rows not 4 KiB apart ([`SCRATCH_PAD`]).
 //!
 //! It is used on AVX-512 only (where it is measured), for products that
 //! [`suits`] picks. Every element goes through the same operations in the
@@ -31,7 +33,7 @@
 //! No `unsafe` here: C is written through [`ColsMut`]'s checked rows.
 
 use super::gemm::{ColsMut, MatRef};
-use super::gemm_direct::{fold, run_tile_rows, KC};
+use super::gemm_direct::{folded, run_tile_rows, store, KC};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 
 /// Rows of A per micro-kernel tile.
@@ -111,13 +113,25 @@ impl SimdKernel for Packed<'_> {
         }
         // Packed buffers are written in full before they are read; the
         // zeros only make them initialised.
-        let mut b_pack = vec![0.0f32; KC * NC.min(n).next_multiple_of(NR)];
         let mut a_pack = [0.0f32; KC * MR];
+        // The scratch block (see `SCRATCH_PAD`), when C is a column block
+        // and there is more than one block of `l`; one allocation with the
+        // packed B (two freed at once crossed glibc's trim threshold and
+        // were mapped afresh, page faults and all, on every call).
+        let b_len = KC * NC.min(n).next_multiple_of(NR);
+        let scratching = k > KC && c.is_column_block();
+        let scratch_rows = if scratching { m } else { 0 };
+        let stride = NC.min(n).next_multiple_of(NR) + SCRATCH_PAD;
+        let mut buffers = vec![0.0f32; b_len + scratch_rows * stride];
+        let (b_pack, scratch_buf) = buffers.split_at_mut(b_len);
+        let mut scratch = ColsMut::new(scratch_buf, scratch_rows, stride);
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
             for l0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - l0);
                 let beta = if l0 == 0 { beta } else { 1.0 };
+                let from_scratch = scratching && l0 > 0;
+                let to_scratch = scratching && l0 + kc < k;
                 let b_block = &mut b_pack[..kc * nc.next_multiple_of(NR)];
                 pack_b::<V>(b, l0, kc, jc, nc, b_block);
                 let b_block = &*b_block;
@@ -137,9 +151,12 @@ impl SimdKernel for Packed<'_> {
                             beta,
                             i0,
                             j0,
+                            sj0: j0 - jc,
+                            from_scratch,
+                            to_scratch,
                             w: NR.min(jc + nc - j0),
                         };
-                        tile.run_rows::<V>(rows, &mut c);
+                        tile.run_rows::<V>(rows, &mut (&mut c, &mut scratch));
                     }
                 }
             }
@@ -159,12 +176,18 @@ struct Tile<'a> {
     beta: f32,
     i0: usize,
     j0: usize,
+    /// The tile's first column in the scratch block.
+    sj0: usize,
+    /// Whether the fold reads its start from the scratch block instead of C.
+    from_scratch: bool,
+    /// Whether the fold writes the scratch block instead of C.
+    to_scratch: bool,
     w: usize,
 }
 
 impl Tile<'_> {
     #[inline(always)]
-    fn run_rows<V: Lanes>(self, rows: usize, c: &mut ColsMut<'_>) {
+    fn run_rows<V: Lanes>(self, rows: usize, c: &mut Targets<'_, '_, '_>) {
         run_tile_rows!(self, V, rows, self.w > LANES, c)
     }
 
@@ -172,10 +195,15 @@ impl Tile<'_> {
     // index loop is the register tile's shape, not a missed iterator.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    fn run<V: Lanes, const R: usize, const TWO: bool>(self, c: &mut ColsMut<'_>) {
+    fn run<V: Lanes, const R: usize, const TWO: bool>(self, targets: &mut Targets<'_, '_, '_>) {
+        let (c, scratch) = targets;
         let (kc, w) = (self.kc, self.w);
         for i in 0..R {
-            let row = &c.row(self.i0 + i)[self.j0..];
+            let row = if self.from_scratch {
+                &scratch.row(self.i0 + i)[self.sj0..]
+            } else {
+                &c.row(self.i0 + i)[self.j0..]
+            };
             V::prefetch(row);
             V::prefetch(&row[w - 1..]);
         }
@@ -221,14 +249,48 @@ impl Tile<'_> {
         let alpha = V::splat(self.alpha);
         let (n0, n1) = (w.min(V::N), w.saturating_sub(V::N));
         for i in 0..R {
-            let row = &mut c.row_mut(self.i0 + i)[self.j0..][..w];
-            fold(alpha, acc0[i], self.beta, &mut row[..n0]);
+            let src = if self.from_scratch {
+                &scratch.row(self.i0 + i)[self.sj0..][..w]
+            } else {
+                &c.row(self.i0 + i)[self.j0..][..w]
+            };
+            let v0 = folded(alpha, acc0[i], self.beta, &src[..n0]);
+            let v1 = if n1 > 0 {
+                folded(alpha, acc1[i], self.beta, &src[V::N..])
+            } else {
+                v0
+            };
+            let dst = if self.to_scratch {
+                &mut scratch.row_mut(self.i0 + i)[self.sj0..][..w]
+            } else {
+                &mut c.row_mut(self.i0 + i)[self.j0..][..w]
+            };
+            store(v0, &mut dst[..n0]);
             if n1 > 0 {
-                fold(alpha, acc1[i], self.beta, &mut row[V::N..]);
+                store(v1, &mut dst[V::N..]);
             }
         }
     }
 }
+
+/// C and the scratch block, as a tile folds into them.
+type Targets<'t, 'c, 's> = (&'t mut ColsMut<'c>, &'t mut ColsMut<'s>);
+
+/// Elements added to the rows of the scratch block, so that they are not a
+/// multiple of 4 KiB apart when C's are.
+///
+/// Into a column block of a wider C (each half of `gemm_par`'s column cut)
+/// with more than one block of `l`, a tile folds its first block's sums
+/// from C into the scratch block (the block's shape, its rows `nc` + 16
+/// apart), the middle ones from scratch to scratch, and only the last one
+/// into C: C is read once and written once. Its own rows (4 KiB apart in W1
+/// and W4 large, every row sharing a cache line with the other half) cost
+/// the two column halves of 256×784 · 784×1024 at 2 threads 2.25–2.35 ms
+/// against 2.11–2.16 ms this way, 256×1024 · 1024×1024 2.79–2.84 against
+/// 2.68–2.71, and its dX (·Wᵀ) 2.81–2.88 against 2.71–2.73 (BENCHMARKS.md).
+/// Into a whole C (one thread) it measured no faster, and is not used. The
+/// same value is folded and stored either way, so the bits do not change.
+const SCRATCH_PAD: usize = 16;
 
 /// Lanes per vector: the kernel's tile is two of them.
 const LANES: usize = NR / 2;
