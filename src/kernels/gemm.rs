@@ -883,7 +883,8 @@ mod tests {
 
     /// The packed path on the extremes: NaN, ±∞, ±0, subnormals and ±1e30
     /// in A, B and C give what matrixmultiply gives (NaN where it gives NaN,
-    /// whatever the payload; the same bits everywhere else).
+    /// whatever the payload; the same bits everywhere else), into the whole
+    /// of C and into column blocks of it.
     #[test]
     fn packed_products_keep_matrixmultiplys_extremes() {
         use crate::kernels::gemm_packed::gemm_packed;
@@ -928,16 +929,24 @@ mod tests {
             matrixmultiply_product(alpha, a, b, beta, &mut want);
             let mut got = c0.clone();
             gemm_packed(alpha, a, b, beta, ColsMut::new(&mut got, m, n));
+            // And in two column blocks, as `gemm_par` cuts C: with k > KC
+            // their partial sums pass through the scratch block.
+            let mut blocks = c0.clone();
+            let (left, right) = ColsMut::new(&mut blocks, m, n).split_at_col(TILE);
+            gemm_packed(alpha, a, b.col_block(0, TILE), beta, left);
+            gemm_packed(alpha, a, b.col_block(TILE, n - TILE), beta, right);
             assert!(want.iter().any(|v| v.is_nan()) && want.iter().any(|v| v.is_finite()));
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                if w.is_nan() {
-                    assert!(g.is_nan(), "α={alpha} β={beta} at {i}: {g}, not NaN");
-                } else {
-                    assert_eq!(
-                        g.to_bits(),
-                        w.to_bits(),
-                        "α={alpha} β={beta} at {i}: {g} vs {w}"
-                    );
+            for (i, ((g, h), w)) in got.iter().zip(&blocks).zip(&want).enumerate() {
+                for (how, g) in [("whole", g), ("in blocks", h)] {
+                    if w.is_nan() {
+                        assert!(g.is_nan(), "{how} α={alpha} β={beta} at {i}: {g}, not NaN");
+                    } else {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "{how} α={alpha} β={beta} at {i}: {g} vs {w}"
+                        );
+                    }
                 }
             }
         }
