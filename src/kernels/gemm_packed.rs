@@ -186,6 +186,17 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
+    /// Row `i` of the tile's start: its `w` elements in C, or in the
+    /// scratch block when the fold reads from there.
+    #[inline(always)]
+    fn start_row<'r>(&self, c: &'r ColsMut<'_>, scratch: &'r ColsMut<'_>, i: usize) -> &'r [f32] {
+        if self.from_scratch {
+            &scratch.row(self.i0 + i)[self.sj0..][..self.w]
+        } else {
+            &c.row(self.i0 + i)[self.j0..][..self.w]
+        }
+    }
+
     #[inline(always)]
     fn run_rows<V: Lanes>(self, rows: usize, c: &mut Targets<'_, '_, '_>) {
         run_tile_rows!(self, V, rows, self.w > LANES, c)
@@ -199,11 +210,7 @@ impl Tile<'_> {
         let (c, scratch) = targets;
         let (kc, w) = (self.kc, self.w);
         for i in 0..R {
-            let row = if self.from_scratch {
-                &scratch.row(self.i0 + i)[self.sj0..]
-            } else {
-                &c.row(self.i0 + i)[self.j0..]
-            };
+            let row = self.start_row(c, scratch, i);
             V::prefetch(row);
             V::prefetch(&row[w - 1..]);
         }
@@ -249,11 +256,7 @@ impl Tile<'_> {
         let alpha = V::splat(self.alpha);
         let (n0, n1) = (w.min(V::N), w.saturating_sub(V::N));
         for i in 0..R {
-            let src = if self.from_scratch {
-                &scratch.row(self.i0 + i)[self.sj0..][..w]
-            } else {
-                &c.row(self.i0 + i)[self.j0..][..w]
-            };
+            let src = self.start_row(c, scratch, i);
             let v0 = folded(alpha, acc0[i], self.beta, &src[..n0]);
             let v1 = if n1 > 0 {
                 folded(alpha, acc1[i], self.beta, &src[V::N..])
