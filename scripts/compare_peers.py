@@ -23,6 +23,14 @@ The peers live in a throwaway venv (nothing is installed into the project):
 loops, the raw sgemm calls of a step, and the owned-tensor API (see
 examples/bench_step.rs).
 
+`--busy-core ON:OFF` reproduces the shared machine's busy second core: for
+the whole sitting a process pinned to the last CPU spins for ON ms, then
+sleeps for OFF ms, over and over (4:6 takes 40% of that core in 4 ms
+bursts). 1-thread runs are pinned to CPU 0 and do not see it; 2-thread
+runs share a core with it, as they do when another VM's load lands there.
+
+    /tmp/peers/bin/python scripts/compare_peers.py w4_large --threads 2 --busy-core 4:6
+
 Workloads (DESIGN.md; the same definitions as the peers' anchor benchmarks):
   w1_NxKxM       Affine forward + backward (y, dX, dW, db), x (N,K), W (K,M)
                  std 1/sqrt(K), dy (N,M); 100x784x50, 256x1024x1024, 64x4096x4096
@@ -328,6 +336,35 @@ def measure(system, workload, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])["median_s"]
 
 
+BURNER = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[3])})
+on, off = float(sys.argv[1]) / 1e3, float(sys.argv[2]) / 1e3
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < on:
+        pass
+    time.sleep(off)
+"""
+
+
+def busy_spec(spec):
+    """(ms busy, ms idle) from "ON:OFF"."""
+    try:
+        on, off = (float(v) for v in spec.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ON:OFF in milliseconds, got {spec!r}")
+    if on <= 0 or off < 0:
+        raise argparse.ArgumentTypeError(f"ON must be > 0 and OFF >= 0 ms, got {spec!r}")
+    return on, off
+
+
+def start_burner(on, off):
+    """A process that keeps the last CPU busy `on` ms out of every `on + off`."""
+    cpu = max(os.sched_getaffinity(0))
+    return subprocess.Popen([sys.executable, "-c", BURNER, str(on), str(off), str(cpu)])
+
+
 def fmt(s):
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
@@ -344,6 +381,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--baselines", action="store_true",
                     help="add densegrad-only baselines and variants of the chosen workloads")
+    ap.add_argument("--busy-core", type=busy_spec, metavar="ON:OFF",
+                    help="keep the last CPU busy ON ms of every ON+OFF ms during the sitting")
     args = ap.parse_args()
     workloads = args.workloads or WORKLOADS
     systems = args.systems.split(",")
@@ -351,6 +390,21 @@ def main():
     extras = [b for b, of in BASELINES if of in workloads] if args.baselines else []
     if not os.path.exists(os.path.join(ROOT, "target", "release", "examples", "bench_step")):
         raise SystemExit("build it first: cargo build --release --example bench_step")
+    burner = start_burner(*args.busy_core) if args.busy_core else None
+    try:
+        times = sitting(args, workloads, extras, systems, thread_counts)
+    finally:
+        if burner:
+            burner.kill()
+            burner.wait()
+    if args.busy_core:
+        on, off = args.busy_core
+        print(f"With the last CPU busy {on:g} ms of every {on + off:g} ms (`--busy-core`).\n")
+    report(args, workloads, extras, systems, thread_counts, times)
+
+
+def sitting(args, workloads, extras, systems, thread_counts):
+    """{(workload, threads, system): [seconds per round]}, in interleaved rounds."""
     times = {}
     for r in range(args.rounds):
         for w in workloads + extras:
@@ -361,6 +415,11 @@ def main():
                     t = measure(s, w, threads)
                     times.setdefault((w, threads, s), []).append(t)
                     print(f"round {r + 1}: {w} {s} {threads}t {fmt(t)}", file=sys.stderr, flush=True)
+    return times
+
+
+def report(args, workloads, extras, systems, thread_counts, times):
+    """The Markdown tables of a sitting's medians."""
     print(f"Medians of {args.rounds} interleaved rounds; each measurement a fresh process "
           f"(7 samples of >= 0.2 s, median). `densegrad ÷ best peer` below 1: densegrad is faster.\n")
     peers = [s for s in systems if s != "densegrad"]
