@@ -361,7 +361,11 @@ def busy_spec(spec):
 
 def start_burner(on, off):
     """A process that keeps the last CPU busy `on` ms out of every `on + off`."""
-    cpu = max(os.sched_getaffinity(0))
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        # On one CPU the burner would share it with the 1-thread runs too.
+        raise SystemExit("--busy-core needs at least 2 CPUs")
+    cpu = max(cpus)
     return subprocess.Popen([sys.executable, "-c", BURNER, str(on), str(off), str(cpu)])
 
 

@@ -340,7 +340,7 @@ fn load<V: Lanes>(s: &[f32]) -> V {
 /// `c = α·acc + β·c` on `c.len() ≤ N` elements, as matrixmultiply's
 /// epilogue: `α·acc` alone when β = 0 (C not read), else one FMA onto `β·c`.
 #[inline(always)]
-pub(super) fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
+fn fold<V: Lanes>(alpha: V, acc: V, beta: f32, c: &mut [f32]) {
     store(folded(alpha, acc, beta, c), c)
 }
 

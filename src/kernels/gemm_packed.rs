@@ -118,10 +118,12 @@ impl SimdKernel for Packed<'_> {
         // and there is more than one block of `l`; one allocation with the
         // packed B (two freed at once crossed glibc's trim threshold and
         // were mapped afresh, page faults and all, on every call).
-        let b_len = KC * NC.min(n).next_multiple_of(NR);
+        // The widest block of B, in whole slivers.
+        let width = NC.min(n).next_multiple_of(NR);
+        let b_len = KC * width;
         let scratching = k > KC && c.is_column_block();
         let scratch_rows = if scratching { m } else { 0 };
-        let stride = NC.min(n).next_multiple_of(NR) + SCRATCH_PAD;
+        let stride = width + SCRATCH_PAD;
         let mut buffers = vec![0.0f32; b_len + scratch_rows * stride];
         let (b_pack, scratch_buf) = buffers.split_at_mut(b_len);
         let mut scratch = ColsMut::new(scratch_buf, scratch_rows, stride);
