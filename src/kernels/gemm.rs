@@ -38,6 +38,8 @@
 //! assert_eq!(y, [11.0]);
 //! ```
 
+pub(crate) use super::gemm_balanced::Balance;
+
 /// A read-only view of a matrix inside a slice, with element strides.
 ///
 /// Built only through [`MatRef::row_major`] and [`MatRef::t`], so every view
@@ -382,6 +384,22 @@ const TILE: usize = 16;
 /// assert_eq!(c, [6.0, 12.0, 12.0, 26.0]);
 /// ```
 pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    gemm_par_balanced(alpha, a, b, beta, c, None);
+}
+
+/// [`gemm_par`], with a product cut in two column halves that the packed
+/// kernel runs balanced between the threads for a while after its fixed
+/// halves ended unevenly, as `balance` (a layer's) keeps track of. The
+/// same bits either way.
+pub(crate) fn gemm_par_balanced(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut [f32],
+    balance: Option<&Balance>,
+) {
+    use super::gemm_packed::suits;
     use super::parallel::join_awake;
     use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -433,6 +451,11 @@ pub fn gemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f3
     };
     let c = ColsMut::new(c, m, n);
     if halves {
+        if let Some(balance) = balance.filter(|_| suits(m, k, cols) && suits(m, k, n - cols)) {
+            return balance.run(c, cols, col_block, |c| {
+                super::gemm_balanced::gemm_halves(alpha, a, b, beta, c, cols)
+            });
+        }
         let (c0, c1) = c.split_at_col(cols);
         join_awake(|| col_block(0, c0), || col_block(1, c1));
         return;
@@ -481,7 +504,8 @@ pub const GEMM_HALVES_MIN_FLOPS: usize = 4_000_000;
 /// Invariant: the elements it addresses lie inside one `&'a mut [f32]`, and
 /// no other `ColsMut` (or anything else) addresses any of them while it
 /// lives. [`ColsMut::new`] takes the whole slice; [`ColsMut::split_at_col`]
-/// consumes a block and returns two with disjoint columns.
+/// and [`ColsMut::split_at_row`] consume a block and return two with
+/// disjoint columns or rows.
 pub(super) struct ColsMut<'a> {
     ptr: *mut f32,
     rows: usize,
@@ -529,6 +553,20 @@ impl<'a> ColsMut<'a> {
         (ColsMut { cols: at, ..self }, right)
     }
 
+    /// Rows `..at` and `at..`, as two blocks.
+    ///
+    /// # Panics
+    /// If `at > rows`.
+    pub(super) fn split_at_row(self, at: usize) -> (Self, Self) {
+        assert!(at <= self.rows, "gemm: row split past the block");
+        let bottom = ColsMut {
+            ptr: self.ptr.wrapping_add(at * self.stride),
+            rows: self.rows - at,
+            ..self
+        };
+        (ColsMut { rows: at, ..self }, bottom)
+    }
+
     /// The number of rows.
     pub(super) fn rows(&self) -> usize {
         self.rows
@@ -548,6 +586,9 @@ impl<'a> ColsMut<'a> {
     ///
     /// # Panics
     /// If `i >= rows`.
+    // Always inlined: a call out of an AVX-512 tile loop spills its
+    // accumulators.
+    #[inline(always)]
     pub(super) fn row(&self, i: usize) -> &[f32] {
         assert!(i < self.rows, "gemm: row {i} of {}", self.rows);
         if self.cols == 0 {
@@ -563,6 +604,7 @@ impl<'a> ColsMut<'a> {
     ///
     /// # Panics
     /// If `i >= rows`.
+    #[inline(always)]
     pub(super) fn row_mut(&mut self, i: usize) -> &mut [f32] {
         assert!(i < self.rows, "gemm: row {i} of {}", self.rows);
         if self.cols == 0 {
@@ -580,7 +622,7 @@ impl<'a> ColsMut<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f64> {
@@ -597,7 +639,8 @@ mod tests {
         c
     }
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` values in [-1, 1), a different run per `seed`.
+    pub(in crate::kernels) fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
             .collect()

@@ -37,11 +37,11 @@ use super::gemm_direct::{folded, run_tile_rows, store, KC};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 
 /// Rows of A per micro-kernel tile.
-const MR: usize = 12;
+pub(super) const MR: usize = 12;
 /// Columns of B per micro-kernel tile: two AVX-512 vectors.
-const NR: usize = 32;
+pub(super) const NR: usize = 32;
 /// Columns of B packed at once: `KC × NC` f32 is 1 MiB.
-const NC: usize = 1024;
+pub(super) const NC: usize = 1024;
 /// How many rows of a B sliver ahead the kernel prefetches.
 const PREFETCH_ROWS: usize = 8;
 /// How many rows of a row-major B ahead its packing prefetches.
@@ -127,40 +127,110 @@ impl SimdKernel for Packed<'_> {
         let mut buffers = vec![0.0f32; b_len + scratch_rows * stride];
         let (b_pack, scratch_buf) = buffers.split_at_mut(b_len);
         let mut scratch = ColsMut::new(scratch_buf, scratch_rows, stride);
-        for jc in (0..n).step_by(NC) {
-            let nc = NC.min(n - jc);
-            for l0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - l0);
-                let beta = if l0 == 0 { beta } else { 1.0 };
-                let from_scratch = scratching && l0 > 0;
-                let to_scratch = scratching && l0 + kc < k;
-                let b_block = &mut b_pack[..kc * nc.next_multiple_of(NR)];
-                pack_b::<V>(b, l0, kc, jc, nc, b_block);
-                let b_block = &*b_block;
-                for i0 in (0..m).step_by(MR) {
-                    let rows = MR.min(m - i0);
-                    let a_sliver = &mut a_pack[..kc * MR];
-                    pack_a::<V>(a, i0, rows, l0, kc, a_sliver);
-                    for s in 0..nc.div_ceil(NR) {
-                        let j0 = jc + s * NR;
-                        let tile = Tile {
-                            kc,
-                            a: a_sliver,
-                            // The rest of the block, so that the prefetch
-                            // runs on into the next sliver.
-                            b: &b_block[s * kc * NR..],
-                            alpha,
-                            beta,
-                            i0,
-                            j0,
-                            sj0: j0 - jc,
-                            from_scratch,
-                            to_scratch,
-                            w: NR.min(jc + nc - j0),
-                        };
-                        tile.run_rows::<V>(rows, &mut (&mut c, &mut scratch));
-                    }
-                }
+        let fold = Fold {
+            alpha,
+            beta,
+            a,
+            k,
+            scratching,
+        };
+        for pass in passes(k, n) {
+            let b_block = &mut b_pack[..pass.packed_len()];
+            pack_b::<V>(b, pass.l0, pass.kc, pass.jc, pass.nc, b_block);
+            fold.pass::<V>(
+                pass,
+                b_block,
+                0,
+                m,
+                &mut a_pack,
+                &mut (&mut c, &mut scratch),
+            );
+        }
+    }
+}
+
+/// One block of B, packed at once: rows `l0..l0 + kc`, columns
+/// `jc..jc + nc`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Pass {
+    pub(super) jc: usize,
+    pub(super) nc: usize,
+    pub(super) l0: usize,
+    pub(super) kc: usize,
+}
+
+impl Pass {
+    /// The packed block's length: `kc` rows of whole slivers.
+    pub(super) fn packed_len(self) -> usize {
+        self.kc * self.nc.next_multiple_of(NR)
+    }
+}
+
+/// The passes over a k × n B, in the order their folds must run: blocks
+/// of [`NC`] columns, each in blocks of [`KC`] rows.
+pub(super) fn passes(k: usize, n: usize) -> impl Iterator<Item = Pass> {
+    (0..n).step_by(NC).flat_map(move |jc| {
+        (0..k).step_by(KC).map(move |l0| Pass {
+            jc,
+            nc: NC.min(n - jc),
+            l0,
+            kc: KC.min(k - l0),
+        })
+    })
+}
+
+/// What every pass of one product shares.
+#[derive(Clone, Copy)]
+pub(super) struct Fold<'a> {
+    pub(super) alpha: f32,
+    /// C's factor in the first pass of `l` (later ones add to it).
+    pub(super) beta: f32,
+    pub(super) a: MatRef<'a>,
+    pub(super) k: usize,
+    /// Whether the folds before the last go to the scratch block.
+    pub(super) scratching: bool,
+}
+
+impl Fold<'_> {
+    /// Folds one pass (its B block packed in `b_block`) into `rows` rows of
+    /// the targets, which are A's rows `i_base..`: one A sliver after
+    /// another, all of B's slivers against each.
+    #[inline(always)]
+    pub(super) fn pass<V: Lanes>(
+        self,
+        pass: Pass,
+        b_block: &[f32],
+        i_base: usize,
+        rows: usize,
+        a_pack: &mut [f32; KC * MR],
+        targets: &mut Targets<'_, '_, '_>,
+    ) {
+        let Pass { jc, nc, l0, kc } = pass;
+        let beta = if l0 == 0 { self.beta } else { 1.0 };
+        let from_scratch = self.scratching && l0 > 0;
+        let to_scratch = self.scratching && l0 + kc < self.k;
+        for i0 in (0..rows).step_by(MR) {
+            let r = MR.min(rows - i0);
+            let a_sliver = &mut a_pack[..kc * MR];
+            pack_a::<V>(self.a, i_base + i0, r, l0, kc, a_sliver);
+            for s in 0..nc.div_ceil(NR) {
+                let j0 = jc + s * NR;
+                let tile = Tile {
+                    kc,
+                    a: a_sliver,
+                    // The rest of the block, so that the prefetch runs on
+                    // into the next sliver.
+                    b: &b_block[s * kc * NR..],
+                    alpha: self.alpha,
+                    beta,
+                    i0,
+                    j0,
+                    sj0: j0 - jc,
+                    from_scratch,
+                    to_scratch,
+                    w: NR.min(jc + nc - j0),
+                };
+                tile.run_rows::<V>(r, targets);
             }
         }
     }
@@ -224,8 +294,8 @@ impl Tile<'_> {
         // feature of the function they sit in, and would not be inlined.
         macro_rules! step {
             ($a_l:expr, $b_l:expr) => {{
-                let a_l: &[f32; MR] = $a_l.try_into().expect("MR elements");
-                let b_l: &[f32] = $b_l;
+                let a_l: &[f32; MR] = $a_l;
+                let b_l: &[f32; NR] = $b_l;
                 let b0 = V::load(b_l);
                 let b1 = if TWO { V::load(&b_l[LANES..]) } else { b0 };
                 for i in 0..R {
@@ -243,16 +313,17 @@ impl Tile<'_> {
         let with_prefetch = kc.min(ahead.len() / NR);
         let (a0, a1) = a.split_at(with_prefetch * MR);
         let (b0, b1) = b.split_at(with_prefetch * NR);
-        for ((a_l, b_l), p) in a0
-            .chunks_exact(MR)
-            .zip(b0.chunks_exact(NR))
-            .zip(ahead.chunks_exact(NR))
-        {
+        // Slices of arrays, not `chunks_exact`, whose zips divide by the
+        // chunk length and, with two kernels calling this one, were not
+        // inlined.
+        let (a0, a1) = (a0.as_chunks::<MR>().0, a1.as_chunks::<MR>().0);
+        let (b0, b1) = (b0.as_chunks::<NR>().0, b1.as_chunks::<NR>().0);
+        for ((a_l, b_l), p) in a0.iter().zip(b0).zip(ahead.as_chunks::<NR>().0) {
             V::prefetch(p);
             V::prefetch(&p[LANES..]);
             step!(a_l, b_l);
         }
-        for (a_l, b_l) in a1.chunks_exact(MR).zip(b1.chunks_exact(NR)) {
+        for (a_l, b_l) in a1.iter().zip(b1) {
             step!(a_l, b_l);
         }
         let alpha = V::splat(self.alpha);
@@ -279,7 +350,7 @@ impl Tile<'_> {
 }
 
 /// C and the scratch block, as a tile folds into them.
-type Targets<'t, 'c, 's> = (&'t mut ColsMut<'c>, &'t mut ColsMut<'s>);
+pub(super) type Targets<'t, 'c, 's> = (&'t mut ColsMut<'c>, &'t mut ColsMut<'s>);
 
 /// Elements added to the rows of the scratch block, so that they are not a
 /// multiple of 4 KiB apart when C's are.
@@ -295,7 +366,7 @@ type Targets<'t, 'c, 's> = (&'t mut ColsMut<'c>, &'t mut ColsMut<'s>);
 /// 2.68–2.71, and its dX (·Wᵀ) 2.81–2.88 against 2.71–2.73 (BENCHMARKS.md).
 /// Into a whole C (one thread) it measured no faster, and is not used. The
 /// same value is folded and stored either way, so the bits do not change.
-const SCRATCH_PAD: usize = 16;
+pub(super) const SCRATCH_PAD: usize = 16;
 
 /// Lanes per vector: the kernel's tile is two of them.
 const LANES: usize = NR / 2;
@@ -319,7 +390,14 @@ fn transpose<V: Lanes>(v: &mut [V; LANES]) {
 /// sliver of `kc` rows × [`NR`] columns after another, the last padded with
 /// zeros.
 #[inline(always)]
-fn pack_b<V: Lanes>(b: MatRef<'_>, l0: usize, kc: usize, jc: usize, nc: usize, dst: &mut [f32]) {
+pub(super) fn pack_b<V: Lanes>(
+    b: MatRef<'_>,
+    l0: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
     let (data, rs, cs) = b.parts();
     if cs == 1 {
         // Rows of B are contiguous: read them in order, each into every
@@ -360,8 +438,13 @@ fn pack_b<V: Lanes>(b: MatRef<'_>, l0: usize, kc: usize, jc: usize, nc: usize, d
             while j + LANES <= w {
                 let mut l = 0;
                 while l + LANES <= kc {
-                    let mut v: [V; LANES] =
-                        std::array::from_fn(|c| V::load(&data[(j0 + j + c) * cs + l0 + l..]));
+                    // Loops, not `array::from_fn`: its closure would not
+                    // inherit the target feature, and with two kernels
+                    // calling this function it was not inlined.
+                    let mut v = [V::splat(0.0); LANES];
+                    for (c, v) in v.iter_mut().enumerate() {
+                        *v = V::load(&data[(j0 + j + c) * cs + l0 + l..]);
+                    }
                     transpose(&mut v);
                     for (r, v) in v.iter().enumerate() {
                         v.store(&mut sliver[(l + r) * NR + j..]);
@@ -408,13 +491,10 @@ fn pack_a<V: Lanes>(a: MatRef<'_>, i0: usize, rows: usize, l0: usize, kc: usize,
         // Rows of A are contiguous: 16 columns of its rows at a time, turned
         // in registers (rows past `rows` read as zeros, never stored).
         while l + LANES <= kc {
-            let mut v: [V; LANES] = std::array::from_fn(|i| {
-                if i < rows {
-                    V::load(&data[(i0 + i) * rs + l0 + l..])
-                } else {
-                    V::splat(0.0)
-                }
-            });
+            let mut v = [V::splat(0.0); LANES];
+            for (i, v) in v.iter_mut().enumerate().take(rows) {
+                *v = V::load(&data[(i0 + i) * rs + l0 + l..]);
+            }
             transpose(&mut v);
             for (c, v) in v.iter().enumerate() {
                 v.store_partial(&mut dst[(l + c) * MR..][..rows]);

@@ -44,6 +44,7 @@
 pub mod activation;
 pub mod conv;
 pub mod gemm;
+mod gemm_balanced;
 pub mod gemm_direct;
 mod gemm_packed;
 pub mod optim;

@@ -1,6 +1,8 @@
 use super::sealed::RowWise;
 use super::{not_ready, require_nonempty, require_same_shape, store, Layer};
-use crate::kernels::gemm::{gemm, gemm_par, MatRef, GEMM_HALVES_MIN_FLOPS, GEMM_PAR_MIN_FLOPS};
+use crate::kernels::gemm::{
+    gemm, gemm_par_balanced, Balance, MatRef, GEMM_HALVES_MIN_FLOPS, GEMM_PAR_MIN_FLOPS,
+};
 use crate::kernels::parallel::{for_row_blocks, BackOff};
 use crate::kernels::reduce::{axpy, broadcast_rows, col_sums};
 use crate::{Error, Param, StateMut, Tensor};
@@ -69,6 +71,9 @@ pub struct Affine {
     /// Those halves run on the calling thread alone while the other one
     /// keeps stalling (its core busy with another process).
     back_off: BackOff,
+    /// Whether its large products run their halves balanced between the
+    /// threads (after fixed halves ended unevenly).
+    balance: Balance,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +118,7 @@ impl Affine {
             x_cols: [Vec::new(), Vec::new()],
             partial: Vec::new(),
             back_off: BackOff::default(),
+            balance: Balance::default(),
         })
     }
 
@@ -232,9 +238,10 @@ impl Affine {
             self.dx.resize_buffer(&c.x_shape);
         }
         let (w, dy, dx) = (&self.w, dout.data(), self.dx.data_mut());
+        let balance = &self.balance;
         let mut dx_pass = || {
             if want_dx {
-                input_grad(dy, w, dx);
+                input_grad(dy, w, dx, balance);
             }
         };
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
@@ -252,7 +259,7 @@ impl Affine {
                 ];
                 param_grads_in_halves(xt, cut, dy, (dw, db), back_off);
             }
-            None => param_grads(x, dy, k, m, dw, db),
+            None => param_grads(x, dy, k, m, (dw, db), balance),
         };
         if want_dx && cut.is_none() && dx_beside_dw(n, k, m) {
             rayon::join(dx_pass, dw_pass);
@@ -304,42 +311,52 @@ fn half_of(k: usize) -> Option<usize> {
 /// Y = X·W + b for the rows `x`: b broadcast, then X·W added. The layer's
 /// forward and `Sequential`'s batch chunks both compute it here, so a row's
 /// output has the same bits in any batch.
-fn output(x: &[f32], w: &Tensor, b: &Tensor, y: &mut [f32]) {
+fn output(x: &[f32], w: &Tensor, b: &Tensor, y: &mut [f32], balance: &Balance) {
     let (k, m) = (w.shape()[0], w.shape()[1]);
     for_row_blocks(y.len() / m, m, y, |_, y| broadcast_rows(b.data(), y));
-    gemm_par(
+    gemm_par_balanced(
         1.0,
         MatRef::row_major(x, x.len() / k, k),
         MatRef::row_major(w.data(), k, m),
         1.0,
         y,
+        Some(balance),
     );
 }
 
 /// dX = dY·Wᵀ for the rows `dy`, for the layer's backward and the batch
 /// chunks alike.
-fn input_grad(dy: &[f32], w: &Tensor, dx: &mut [f32]) {
+fn input_grad(dy: &[f32], w: &Tensor, dx: &mut [f32], balance: &Balance) {
     let (k, m) = (w.shape()[0], w.shape()[1]);
-    gemm_par(
+    gemm_par_balanced(
         1.0,
         MatRef::row_major(dy, dy.len() / m, m),
         MatRef::row_major(w.data(), k, m).t(),
         0.0,
         dx,
+        Some(balance),
     );
 }
 
 /// dW = Xᵀ·dY and db = Σ_rows dY for the rows `x` (k wide) and `dy` (m
 /// wide): the one place both sums over the batch are taken, for the layer's
 /// own backward and for `Sequential`'s batch chunks.
-fn param_grads(x: &[f32], dy: &[f32], k: usize, m: usize, dw: &mut Tensor, db: &mut Tensor) {
+fn param_grads(
+    x: &[f32],
+    dy: &[f32],
+    k: usize,
+    m: usize,
+    (dw, db): (&mut Tensor, &mut Tensor),
+    balance: &Balance,
+) {
     let n = dy.len() / m;
-    gemm_par(
+    gemm_par_balanced(
         1.0,
         MatRef::row_major(&x[..n * k], n, k).t(),
         MatRef::row_major(dy, n, m),
         0.0,
         dw.data_mut(),
+        Some(balance),
     );
     col_sums(dy, db.data_mut());
 }
@@ -423,7 +440,13 @@ impl Affine {
                 if keep_input {
                     store(&mut self.x, x.data());
                 }
-                output(x.data(), &self.w, &self.b, self.out.data_mut());
+                output(
+                    x.data(),
+                    &self.w,
+                    &self.b,
+                    self.out.data_mut(),
+                    &self.balance,
+                );
             }
         }
         let cache = self.cache.get_or_insert_with(|| ForwardShapes {
@@ -577,11 +600,11 @@ impl RowWise for Affine {
     }
 
     fn forward_rows(&self, x: &[f32], y: &mut [f32], _signs: &mut Vec<u8>) {
-        output(x, &self.w, &self.b, y);
+        output(x, &self.w, &self.b, y, &self.balance);
     }
 
     fn backward_rows(&self, _x: &[f32], _y: &[f32], _signs: &[u8], dy: &[f32], dx: &mut [f32]) {
-        input_grad(dy, &self.w, dx);
+        input_grad(dy, &self.w, dx, &self.balance);
     }
 
     /// dW's two halves of rows side by side whatever the product's size
@@ -600,7 +623,10 @@ impl RowWise for Affine {
                 let grads = (&mut self.dw, &mut self.db);
                 param_grads_in_halves(xt, cut, dy, grads, &mut self.back_off);
             }
-            None => param_grads(x, dy, k, m, &mut self.dw, &mut self.db),
+            None => {
+                let grads = (&mut self.dw, &mut self.db);
+                param_grads(x, dy, k, m, grads, &self.balance);
+            }
         }
         self.has_grads = true;
     }
