@@ -29,7 +29,7 @@ use super::gemm_direct::KC;
 use super::gemm_packed::{pack_b, passes, Fold, Pass, MR, NC, NR, SCRATCH_PAD};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// A's slivers per block of rows: 24 rows, ~55 µs of one pass of a
@@ -206,10 +206,14 @@ impl<'a> Half<'a> {
             if block.taken.load(Ordering::Acquire) {
                 return None;
             }
-            if let Ok(state) = block.state.try_lock() {
-                return (!block.taken.load(Ordering::Acquire)).then_some(state);
+            match block.state.try_lock() {
+                Ok(state) => return (!block.taken.load(Ordering::Acquire)).then_some(state),
+                // Yield, not spin: the holder may share this core.
+                Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+                // The other thread panicked holding it: rayon's join passes
+                // that panic on once this thread stops waiting.
+                Err(TryLockError::Poisoned(_)) => panic!("gemm_halves: the other thread panicked"),
             }
-            std::hint::spin_loop();
         }
     }
 

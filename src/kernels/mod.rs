@@ -22,7 +22,9 @@
 //! - [`gemm`]: a checked `sgemm` wrapper; [`gemm_direct`]: small products
 //!   without packing, bitwise the same; `gemm_packed` (private, taken by
 //!   [`gemm::gemm`] on its own): large products on AVX-512 with both
-//!   operands packed, bitwise the same.
+//!   operands packed, bitwise the same; `gemm_balanced` (private, taken by
+//!   an `Affine` layer's products after uneven halves): the packed kernel's
+//!   two column halves balanced between two threads, bitwise the same.
 //! - [`simd`]: the lane trait every vector kernel is written in, and run-time
 //!   dispatch to AVX2+FMA or AVX-512.
 //! - [`parallel`]: splitting across rayon threads on fixed boundaries;
