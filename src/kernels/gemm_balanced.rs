@@ -334,7 +334,8 @@ impl SimdKernel for Worker<'_, '_> {
             let scratch_rows = state.scratch.len() / stride;
             let mut scratch = ColsMut::new(&mut state.scratch, scratch_rows, stride);
             let targets = &mut (&mut state.c, &mut scratch);
-            fold.pass::<V>(pass, &b_pack, block.i0, rows, &mut a_pack, targets);
+            let b_block = &b_pack[..pass.packed_len()];
+            fold.pass::<V>(pass, b_block, block.i0, rows, &mut a_pack, targets);
             block.next.store(p + 1, Ordering::Release);
         }
     }

@@ -22,6 +22,10 @@
 //! - into a column block of a wider C, the folds before the last go to a
 //!   scratch block with rows not 4 KiB apart ([`SCRATCH_PAD`]).
 //!
+//! The loop over B's blocks is [`Fold::pass`], which
+//! [`gemm_balanced`](super::gemm_balanced) also runs on blocks of rows that
+//! two threads share out.
+//!
 //! It is used on AVX-512 only (where it is measured), for products that
 //! [`suits`] picks. Every element goes through the same operations in the
 //! same order as through matrixmultiply, so which path computes a product,
@@ -151,7 +155,7 @@ impl SimdKernel for Packed<'_> {
 
 /// One block of B, packed at once: rows `l0..l0 + kc`, columns
 /// `jc..jc + nc`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Pass {
     pub(super) jc: usize,
     pub(super) nc: usize,
