@@ -20,13 +20,13 @@
 //! whichever thread runs it, so the bits are those of one `gemm_packed`
 //! call (`tests::halves_are_bitwise_one_call_whoever_runs_the_blocks`).
 //!
-//! Quiet, the cut into blocks measured 0.4% slower over W4 large's products
-//! (1.9% on the backward's dX beside dW), so a layer runs its products this
+//! Quiet, the cut into blocks measured 0.4–1.3% slower over W4 large's
+//! products (1.9–2.1% on the backward's dX beside dW), so a layer runs its products this
 //! way only for a while after its fixed halves ended unevenly ([`Balance`]).
 
 use super::gemm::{ColsMut, MatRef};
 use super::gemm_direct::KC;
-use super::gemm_packed::{pack_b, passes, Fold, Pass, MR, NC, NR, SCRATCH_PAD};
+use super::gemm_packed::{block_width, pack_b, passes, Fold, MR, SCRATCH_PAD};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -111,7 +111,7 @@ impl<'a> Halves<'a> {
                 Half::new(b.col_block(0, cut), c0, k),
                 Half::new(b.col_block(cut, n - cut), c1, k),
             ],
-            b_len: KC * NC.min(cut.max(n - cut)).next_multiple_of(NR),
+            b_len: KC * block_width(cut.max(n - cut)),
         }
     }
 
@@ -136,6 +136,8 @@ struct Half<'a> {
     b: MatRef<'a>,
     /// How many passes each block needs.
     passes: usize,
+    /// The row stride of its blocks' scratch.
+    stride: usize,
     blocks: Vec<RowBlock<'a>>,
     /// Whether a thread has started on this half. One not started is still
     /// queued: the thread that queued it runs it when done with its own,
@@ -160,13 +162,8 @@ struct BlockState<'a> {
     c: ColsMut<'a>,
     /// Allocated (and zeroed) by the thread that folds the block's first
     /// pass, so that it starts in that thread's cache (zeroed by the caller
-    /// it cost 2–3%); rows [`scratch_stride`] apart.
+    /// it cost 2–3%); rows [`Half::stride`] apart.
     scratch: Vec<f32>,
-}
-
-/// The row stride of a scratch block for `n` columns.
-fn scratch_stride(n: usize) -> usize {
-    NC.min(n).next_multiple_of(NR) + SCRATCH_PAD
 }
 
 impl<'a> Half<'a> {
@@ -190,6 +187,7 @@ impl<'a> Half<'a> {
         }
         Half {
             passes: passes(k, b.cols()).count(),
+            stride: block_width(b.cols()) + SCRATCH_PAD,
             b,
             blocks,
             started: AtomicBool::new(false),
@@ -296,11 +294,12 @@ impl SimdKernel for Worker<'_, '_> {
                 continue;
             }
             let stealing = !std::ptr::eq(half, own);
-            if i == if stealing {
+            let blocks = if stealing {
                 taken.len()
             } else {
                 own.blocks.len()
-            } {
+            };
+            if i == blocks {
                 (p, i, packed) = (p + 1, 0, false);
                 continue;
             }
@@ -322,11 +321,10 @@ impl SimdKernel for Worker<'_, '_> {
             }
             let pass = passes(fold.k, half.b.cols()).nth(p).expect("p < passes");
             if !packed {
-                let Pass { jc, nc, l0, kc } = pass;
-                pack_b::<V>(half.b, l0, kc, jc, nc, &mut b_pack[..pass.packed_len()]);
+                pack_b::<V>(half.b, pass, &mut b_pack);
                 packed = true;
             }
-            let stride = scratch_stride(half.b.cols());
+            let stride = half.stride;
             let rows = state.c.rows();
             if fold.scratching && state.scratch.is_empty() {
                 state.scratch = vec![0.0; rows * stride];

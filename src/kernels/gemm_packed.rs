@@ -123,7 +123,7 @@ impl SimdKernel for Packed<'_> {
         // packed B (two freed at once crossed glibc's trim threshold and
         // were mapped afresh, page faults and all, on every call).
         // The widest block of B, in whole slivers.
-        let width = NC.min(n).next_multiple_of(NR);
+        let width = block_width(n);
         let b_len = KC * width;
         let scratching = k > KC && c.is_column_block();
         let scratch_rows = if scratching { m } else { 0 };
@@ -139,8 +139,7 @@ impl SimdKernel for Packed<'_> {
             scratching,
         };
         for pass in passes(k, n) {
-            let b_block = &mut b_pack[..pass.packed_len()];
-            pack_b::<V>(b, pass.l0, pass.kc, pass.jc, pass.nc, b_block);
+            let b_block = pack_b::<V>(b, pass, b_pack);
             fold.pass::<V>(
                 pass,
                 b_block,
@@ -168,6 +167,13 @@ impl Pass {
     pub(super) fn packed_len(self) -> usize {
         self.kc * self.nc.next_multiple_of(NR)
     }
+}
+
+/// The width of the widest block of a B with `n` columns, in whole
+/// slivers: a packed block holds `KC` rows of it, and a scratch block's
+/// rows are it and [`SCRATCH_PAD`] apart.
+pub(super) fn block_width(n: usize) -> usize {
+    NC.min(n).next_multiple_of(NR)
 }
 
 /// The passes over a k × n B, in the order their folds must run: blocks
@@ -390,11 +396,20 @@ fn transpose<V: Lanes>(v: &mut [V; LANES]) {
     }
 }
 
-/// Packs rows `l0..l0 + kc` and columns `jc..jc + nc` of B into `dst`: one
-/// sliver of `kc` rows × [`NR`] columns after another, the last padded with
-/// zeros.
+/// Packs the pass's block of B (rows `l0..l0 + kc`, columns `jc..jc + nc`)
+/// into the start of `buf`, and returns it: one sliver of `kc` rows ×
+/// [`NR`] columns after another, the last padded with zeros.
 #[inline(always)]
-pub(super) fn pack_b<V: Lanes>(
+pub(super) fn pack_b<'d, V: Lanes>(b: MatRef<'_>, pass: Pass, buf: &'d mut [f32]) -> &'d [f32] {
+    let Pass { jc, nc, l0, kc } = pass;
+    let dst = &mut buf[..pass.packed_len()];
+    pack_b_into::<V>(b, l0, kc, jc, nc, dst);
+    dst
+}
+
+/// [`pack_b`] into `dst`, exactly the block's length.
+#[inline(always)]
+fn pack_b_into<V: Lanes>(
     b: MatRef<'_>,
     l0: usize,
     kc: usize,
