@@ -95,14 +95,15 @@ fn row_wise(layers: &[Box<dyn Layer>]) -> Option<Vec<&dyn RowWise>> {
     layers.iter().map(|l| l.row_wise()).collect()
 }
 
-/// A layer's [`RowWise`] after [`split_row`] said every layer has one.
-fn row_wise_mut<'a>(
+/// A layer's [`RowWise`], which the caller found it to have ([`split_row`]
+/// said every layer has one, or `Sequential` lent it its input).
+pub(crate) fn row_wise_mut<'a>(
     op: &'static str,
     layer: &'a mut dyn Layer,
 ) -> Result<&'a mut dyn RowWise, Error> {
     layer
         .row_wise_mut()
-        .ok_or_else(|| Error::state(op, "a layer cannot run on rows of the batch"))
+        .ok_or_else(|| Error::state(op, "a layer is not one of the crate's row-wise layers"))
 }
 
 /// The buffers of a chunked step, laid out once and reused, and the

@@ -1,6 +1,6 @@
 //! `Sequential`: a stack of layers ending in softmax cross-entropy.
 
-use crate::batch_chunks::{split_row, BatchChunks};
+use crate::batch_chunks::{row_wise_mut, split_row, BatchChunks};
 #[cfg(feature = "rand")]
 use crate::{Affine, Init, InitRng, LeakyRelu, Relu, Sigmoid, Tanh};
 use crate::{Error, Labels, Layer, Param, SoftmaxWithLoss, StateMut, Tensor};
@@ -253,6 +253,7 @@ impl Sequential {
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
         self.ready_for_backward = false;
         self.chunks.invalidate();
+        keep_lent_inputs(&mut self.layers);
         &mut self.layers
     }
 
@@ -406,6 +407,14 @@ impl Sequential {
     /// Forward through every layer and the loss: the mean cross-entropy of
     /// `x` against `t`, remembering what [`backward`](Sequential::backward)
     /// needs.
+    ///
+    /// **Lent inputs.** An [`Affine`] layer after another Affine or
+    /// pointwise layer keeps no copy of its input: `backward` reads it in
+    /// the previous layer's output buffer (the same bits as the copy).
+    /// [`layers_mut`](Sequential::layers_mut) gives such a layer a copy
+    /// first, so that its own `backward_ref` works as before; a clone of it
+    /// taken through [`layers`](Sequential::layers) refuses its own
+    /// backward with an `Err` instead.
     ///
     /// **Batch chunks.** A network of the crate's Affine layers and
     /// pointwise activations whose products are each below
@@ -831,31 +840,75 @@ fn forward_all_inference<'a>(
 }
 
 /// `x` through every layer, each writing into its own buffer.
+///
+/// A layer that would copy its input for the backward (Affine) is lent it
+/// instead when the input is the output of a [`RowWise`](crate::layers::sealed::RowWise) layer before it,
+/// which stays in that layer's buffer until [`backward_all`] hands it back
+/// (llm.c's activations, read in place by the backward). W4 large's step
+/// copied 2 MiB of inputs so; the first layer's input, the caller's batch,
+/// is still copied (the borrow ends with the call).
 pub(crate) fn forward_all<'a>(
     layers: &'a mut [Box<dyn Layer>],
     x: &'a Tensor,
 ) -> Result<&'a Tensor, Error> {
     let mut h = x;
+    let mut after_row_wise = false;
     for layer in layers {
-        h = layer.forward_ref(h)?;
+        let lend = after_row_wise && layer.row_wise().is_some_and(|l| l.keeps_input());
+        after_row_wise = layer.row_wise().is_some();
+        h = if lend {
+            row_wise_mut("sequential forward", layer.as_mut())?.forward_lent(h)?
+        } else {
+            layer.forward_ref(h)?
+        };
     }
     Ok(h)
 }
 
 /// The loss gradient `g` back through every layer, leaving each layer's
-/// parameter gradients in it.
+/// parameter gradients in it; a layer lent its input by [`forward_all`] is
+/// given it back, from the layer before it.
 pub(crate) fn backward_all<'a>(
     layers: &'a mut [Box<dyn Layer>],
     mut g: &'a Tensor,
 ) -> Result<(), Error> {
-    // The first layer's input is data: its gradient is never needed.
-    if let Some((first, rest)) = layers.split_first_mut() {
-        for layer in rest.iter_mut().rev() {
+    let mut rest = layers;
+    while let Some((layer, before)) = rest.split_last_mut() {
+        // The first layer's input is data: its gradient is never needed.
+        let want_dx = !before.is_empty();
+        if let Some(x) = lent_input(before, layer.as_ref()) {
+            let l = row_wise_mut("sequential backward", layer.as_mut())?;
+            match l.backward_lent(x, g, want_dx)? {
+                Some(dx) => g = dx,
+                None => break,
+            }
+        } else if want_dx {
             g = layer.backward_ref(g)?;
+        } else {
+            layer.backward_params_only(g)?;
         }
-        first.backward_params_only(g)?;
+        rest = before;
     }
     Ok(())
+}
+
+/// The input `layer` was lent by [`forward_all`]: the output of the last
+/// of `before`, or `None` when it keeps its own.
+fn lent_input<'a>(before: &'a [Box<dyn Layer>], layer: &dyn Layer) -> Option<&'a Tensor> {
+    layer.row_wise().filter(|l| l.input_lent())?;
+    Some(before.last()?.row_wise()?.output())
+}
+
+/// Gives every layer lent its input by [`forward_all`] a copy of it, so
+/// that its own backward works once the layers are handed out.
+fn keep_lent_inputs(layers: &mut [Box<dyn Layer>]) {
+    for i in 1..layers.len() {
+        let (before, after) = layers.split_at_mut(i);
+        let layer = &mut after[0];
+        if let (Some(x), Some(l)) = (lent_input(before, layer.as_ref()), layer.row_wise_mut()) {
+            l.keep_lent(x);
+        }
+    }
 }
 
 /// The index of the largest element (the first of equals), `None` if any is

@@ -440,3 +440,113 @@ fn bad_training_input_is_an_error() {
         .numerical_gradient(&Tensor::zeros(&[1, 784]), Labels::Index(&[0]), 0.0)
         .is_err());
 }
+
+/// A network whose Affine layers after the first are lent their input by
+/// `Sequential` (the previous layer's output, read in place by the
+/// backward): 300→300 (a product cut by `gemm_par`), Sigmoid, 300→1024
+/// (dX beside dW from two threads), ReLU, 1024→10 (a forward cut in K at
+/// batch 256: its input kept as two blocks of columns when copied).
+fn lending_net() -> Sequential {
+    let mut net = Sequential::new();
+    for (i, w) in [300usize, 300, 1024, 10].windows(2).enumerate() {
+        match i {
+            0 => {}
+            1 => net.push(Box::new(densegrad::Sigmoid::new())),
+            _ => net.push(Box::new(densegrad::Relu::new())),
+        }
+        let weights = fixed_values(w[0] * w[1], 40 + i as u64)
+            .iter()
+            .map(|v| v * 0.1)
+            .collect();
+        let b = Tensor::new(&[w[1]], fixed_values(w[1], 50 + i as u64)).unwrap();
+        let w = Tensor::new(&[w[0], w[1]], weights).unwrap();
+        net.push(Box::new(densegrad::Affine::new(w, b).unwrap()));
+    }
+    net
+}
+
+/// Every parameter gradient of `net`, as bits, in `visit_params` order.
+fn grad_bits(net: &mut Sequential) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    net.visit_params(&mut |p| out.push(p.grad().data().iter().map(|v| v.to_bits()).collect()));
+    out
+}
+
+/// The same step through each layer's own `forward_ref` / `backward_ref`
+/// (each Affine keeping a copy of its input): loss bits and gradients.
+fn own_passes(net: &mut Sequential, x: &Tensor, t: &[usize]) -> (u32, Vec<Vec<u32>>) {
+    let mut loss = densegrad::SoftmaxWithLoss::new();
+    let layers = net.layers_mut();
+    let mut h = x.clone();
+    for layer in layers.iter_mut() {
+        h = layer.forward_ref(&h).unwrap().clone();
+    }
+    let l = loss.forward(&h, Labels::Index(t)).unwrap();
+    let mut g = loss.backward_ref(1.0).unwrap().clone();
+    let (first, rest) = layers.split_first_mut().unwrap();
+    for layer in rest.iter_mut().rev() {
+        g = layer.backward_ref(&g).unwrap().clone();
+    }
+    first.backward_params_only(&g).unwrap();
+    (l.to_bits(), grad_bits(net))
+}
+
+#[test]
+fn a_step_with_lent_inputs_has_the_bits_of_the_layers_own_passes() {
+    let (n, k) = (256, 300);
+    let x = Tensor::new(&[n, k], fixed_values(n * k, 7)).unwrap();
+    let t: Vec<usize> = (0..n).map(|i| (i * 7) % 10).collect();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut net = lending_net();
+            let l = net.loss(&x, Labels::Index(&t)).unwrap().to_bits();
+            net.backward().unwrap();
+            // A second backward reads the same lent inputs again.
+            let grads = grad_bits(&mut net);
+            net.backward().unwrap();
+            assert_eq!(grad_bits(&mut net), grads, "{threads} threads");
+
+            let mut own = lending_net();
+            assert_eq!(
+                own_passes(&mut own, &x, &t),
+                (l, grads),
+                "{threads} threads"
+            );
+        });
+    }
+}
+
+#[test]
+fn layers_handed_out_after_a_lending_step_keep_their_inputs() {
+    let (n, k) = (256, 300);
+    let x = Tensor::new(&[n, k], fixed_values(n * k, 8)).unwrap();
+    let t: Vec<usize> = (0..n).map(|i| (i * 3) % 10).collect();
+    let mut net = lending_net();
+    let logits = net.predict(&x).unwrap().clone();
+    let mut loss = densegrad::SoftmaxWithLoss::new();
+    loss.forward(&logits, Labels::Index(&t)).unwrap();
+    let mut g = loss.backward_ref(1.0).unwrap().clone();
+    net.loss(&x, Labels::Index(&t)).unwrap();
+    net.backward().unwrap();
+    let want = grad_bits(&mut net);
+
+    // A clone taken through `layers()` holds no input: its own backward is
+    // refused, not computed from something else.
+    let mut clone = net.layers()[4].clone_layer();
+    let err = clone.backward_ref(&g).unwrap_err();
+    assert!(err.to_string().contains("lent"), "{err}");
+
+    // Through `layers_mut`, each layer gets a copy of its input first, so
+    // its own backward gives the network's gradients.
+    let layers = net.layers_mut();
+    let (first, rest) = layers.split_first_mut().unwrap();
+    for layer in rest.iter_mut().rev() {
+        g = layer.backward_ref(&g).unwrap().clone();
+    }
+    first.backward_params_only(&g).unwrap();
+    assert_eq!(grad_bits(&mut net), want);
+}

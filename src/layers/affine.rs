@@ -31,6 +31,12 @@ use crate::{Init, InitRng};
 /// 256×1024·1024×1024) computes dX and dW side by side. The sums are the
 /// same at any thread count.
 ///
+/// The forward keeps a copy of its input for dW, except in a
+/// [`Sequential`](crate::Sequential) step after another of the crate's
+/// Affine or pointwise layers: the network then lends it that layer's
+/// output, still in the layer's buffer at the backward (W4 large's step
+/// copied 2 MiB so). The same bits either way.
+///
 /// ```
 /// use densegrad::{Affine, Layer, Tensor};
 ///
@@ -85,6 +91,21 @@ struct ForwardShapes {
     /// Where the forward cut K ([`k_cut`]); the input is then kept as its
     /// two blocks of columns, in `x_cols`.
     cut: Option<usize>,
+    /// Whether the input was lent (`RowWise::forward_lent`): not kept, and
+    /// handed to the backward by the caller instead.
+    lent: bool,
+}
+
+/// What a forward keeps of its input for the backward.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: no backward can follow (inference).
+    Nothing,
+    /// A copy, in `x` or `x_cols`.
+    Copy,
+    /// Nothing: the caller keeps the input alive and hands it to the
+    /// backward (`Sequential`, whose previous layer's output it is).
+    Lent,
 }
 
 impl Affine {
@@ -225,7 +246,15 @@ impl Affine {
 }
 
 impl Affine {
-    fn backward_inner(&mut self, dout: &Tensor, want_dx: bool) -> Result<(), Error> {
+    /// dX (with `want_dx`), dW and db from `dout`, and from the last
+    /// forward's input: the copy the layer kept, or `lent`, the input the
+    /// caller lent to that forward.
+    fn backward_inner(
+        &mut self,
+        dout: &Tensor,
+        want_dx: bool,
+        lent: Option<&Tensor>,
+    ) -> Result<(), Error> {
         const OP: &str = "affine backward";
         let c = self
             .cache
@@ -234,6 +263,33 @@ impl Affine {
             .ok_or_else(|| not_ready(OP))?;
         require_same_shape(OP, dout, self.out.shape())?;
         let (n, k, m, cut) = (c.n, c.k, c.m, c.cut);
+        let lent = match (c.lent, lent) {
+            (false, None) => None,
+            (true, Some(x)) if x.shape() == c.x_shape => Some(x.data()),
+            (true, Some(x)) => {
+                return Err(Error::shape(
+                    OP,
+                    format!(
+                        "the lent input is {:?} but the forward's was {:?}",
+                        x.shape(),
+                        c.x_shape
+                    ),
+                ))
+            }
+            (true, None) => {
+                return Err(Error::state(
+                    OP,
+                    "the last forward's input was lent by Sequential::loss, not kept; \
+                     Sequential::backward hands it back",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::state(
+                    OP,
+                    "the last forward kept its own input; nothing was lent",
+                ))
+            }
+        };
         if want_dx {
             self.dx.resize_buffer(&c.x_shape);
         }
@@ -246,9 +302,16 @@ impl Affine {
         };
         // dW = Xᵀ·dY, split by rows of dW (columns of X): whole output rows
         // per thread, never partial sums across threads.
-        let (x, x_cols, back_off) = (&self.x, &self.x_cols, &mut self.back_off);
+        let (x_cols, back_off) = (&self.x_cols, &mut self.back_off);
+        let x = lent.unwrap_or(&self.x);
         let (dw, db) = (&mut self.dw, &mut self.db);
         let mut dw_pass = || match cut {
+            // The lent input's two blocks of columns, read in place.
+            Some(cut) if lent.is_some() => {
+                let xm = MatRef::row_major(x, n, k);
+                let xt = [xm.col_block(0, cut).t(), xm.col_block(cut, k - cut).t()];
+                param_grads_in_halves(xt, cut, dy, (dw, db), back_off);
+            }
             // The input kept as its two blocks of columns (each on the
             // thread that copied it).
             Some(cut) => {
@@ -395,9 +458,9 @@ fn check_params(op: &'static str, w: &Tensor, b: &Tensor) -> Result<(usize, usiz
 }
 
 impl Affine {
-    /// The forward pass; `keep_input` keeps a copy of x (and so allows a
-    /// backward).
-    fn forward_inner(&mut self, x: &Tensor, keep_input: bool) -> Result<&Tensor, Error> {
+    /// The forward pass, keeping of x what `keep` says (a backward needs a
+    /// copy or a lent x).
+    fn forward_inner(&mut self, x: &Tensor, keep: Keep) -> Result<&Tensor, Error> {
         const OP: &str = "affine forward";
         // A refused forward leaves nothing for a backward to use (the
         // cache keeps its allocation).
@@ -434,6 +497,7 @@ impl Affine {
             self.out.resize_buffer(&[n, m]);
         }
         let cut = k_cut(n, k, m);
+        let keep_input = keep == Keep::Copy;
         match cut {
             Some(cut) => self.output_in_k_halves(x.data(), cut, keep_input),
             None => {
@@ -455,11 +519,13 @@ impl Affine {
             k,
             m,
             cut,
+            lent: false,
         });
         cache.x_shape.clear();
         cache.x_shape.extend_from_slice(x.shape());
         (cache.n, cache.k, cache.m, cache.cut) = (n, k, m, cut);
-        self.ready = keep_input;
+        cache.lent = keep == Keep::Lent;
+        self.ready = keep != Keep::Nothing;
         Ok(&self.out)
     }
 }
@@ -533,22 +599,22 @@ fn param_grads_in_halves(
 
 impl Layer for Affine {
     fn forward_ref(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
-        self.forward_inner(x, true)
+        self.forward_inner(x, Keep::Copy)
     }
 
     /// Without the copy of x that backward's dW = Xᵀ·dY needs.
     fn forward_inference(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
-        self.forward_inner(x, false)
+        self.forward_inner(x, Keep::Nothing)
     }
 
     fn backward_ref(&mut self, dout: &Tensor) -> Result<&Tensor, Error> {
-        self.backward_inner(dout, true)?;
+        self.backward_inner(dout, true, None)?;
         Ok(&self.dx)
     }
 
     /// dW and db only: skips the dX product.
     fn backward_params_only(&mut self, dout: &Tensor) -> Result<(), Error> {
-        self.backward_inner(dout, false)
+        self.backward_inner(dout, false, None)
     }
 
     /// Visits (W, dW) then (b, db). Before the first backward the gradients
@@ -633,5 +699,53 @@ impl RowWise for Affine {
 
     fn forget(&mut self) {
         self.ready = false;
+    }
+
+    /// Its input, for dW.
+    fn keeps_input(&self) -> bool {
+        true
+    }
+
+    fn forward_lent(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+        self.forward_inner(x, Keep::Lent)
+    }
+
+    fn backward_lent(
+        &mut self,
+        x: &Tensor,
+        dout: &Tensor,
+        want_dx: bool,
+    ) -> Result<Option<&Tensor>, Error> {
+        self.backward_inner(dout, want_dx, Some(x))?;
+        Ok(want_dx.then_some(&self.dx))
+    }
+
+    fn input_lent(&self) -> bool {
+        self.ready && self.cache.as_ref().is_some_and(|c| c.lent)
+    }
+
+    /// Into `x`, or its two blocks of columns into `x_cols` after a
+    /// forward cut in K, as the forward would have copied it.
+    fn keep_lent(&mut self, x: &Tensor) {
+        let Some(c) = self
+            .cache
+            .as_mut()
+            .filter(|c| c.lent && x.shape() == c.x_shape)
+        else {
+            return;
+        };
+        match c.cut {
+            Some(cut) => {
+                let [top, bottom] = &mut self.x_cols;
+                copy_columns(x.data(), c.k, 0..cut, top);
+                copy_columns(x.data(), c.k, cut..c.k, bottom);
+            }
+            None => store(&mut self.x, x.data()),
+        }
+        c.lent = false;
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.out
     }
 }

@@ -31,6 +31,8 @@ use crate::{Error, Param, StateMut, Tensor};
 /// Types in [`Layer`]'s signature that no code outside the crate can name
 /// or implement, so that no other layer can take part in what they control.
 pub mod sealed {
+    use crate::{Error, Tensor};
+
     mod private {
         pub trait Sealed {}
         impl Sealed for crate::Affine {}
@@ -69,6 +71,51 @@ pub mod sealed {
         /// on its buffers did not fill: a `backward` through the layer
         /// itself is then refused.
         fn forget(&mut self);
+
+        /// Whether `forward_ref` copies its input for the backward (Affine,
+        /// for dW), which a caller that keeps the input alive can lend
+        /// instead: [`forward_lent`](RowWise::forward_lent).
+        fn keeps_input(&self) -> bool {
+            false
+        }
+        /// `forward_ref` without the copy of `x`, for a layer that
+        /// [`keeps_input`](RowWise::keeps_input): the backward must be
+        /// [`backward_lent`](RowWise::backward_lent), given the same `x`
+        /// unchanged (`Sequential` lends a layer the previous layer's
+        /// output, which stays in that layer's buffer until the backward).
+        /// The same bits as `forward_ref`, and the same ones after.
+        fn forward_lent(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
+            let _ = x;
+            Err(Error::state("forward_lent", "the layer keeps no input"))
+        }
+        /// The backward after [`forward_lent`](RowWise::forward_lent), from
+        /// the `x` lent to it: `backward_ref` (dX returned) with `want_dx`,
+        /// else `backward_params_only`. An `Err` when the last forward was
+        /// not lent its input, or `x` does not have that input's shape.
+        fn backward_lent(
+            &mut self,
+            x: &Tensor,
+            dout: &Tensor,
+            want_dx: bool,
+        ) -> Result<Option<&Tensor>, Error> {
+            let _ = (x, dout, want_dx);
+            Err(Error::state("backward_lent", "the layer keeps no input"))
+        }
+        /// Whether the last forward was lent its input, which a backward
+        /// needs and the layer does not hold.
+        fn input_lent(&self) -> bool {
+            false
+        }
+        /// Copies `x`, the input lent to the last forward, into the layer,
+        /// as `forward_ref` would have kept it, so that its own
+        /// `backward_ref` works: for a caller that hands the layer out
+        /// before the backward.
+        fn keep_lent(&mut self, x: &Tensor) {
+            let _ = x;
+        }
+        /// The output of the last `forward_ref` or `forward_lent`: the
+        /// buffer those return.
+        fn output(&self) -> &Tensor;
     }
 }
 

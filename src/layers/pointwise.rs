@@ -299,6 +299,10 @@ impl<Op: PointwiseOp> RowWise for Pointwise<Op> {
     fn forget(&mut self) {
         self.ready = false;
     }
+
+    fn output(&self) -> &Tensor {
+        &self.out
+    }
 }
 
 /// Rectified linear unit, `y = max(x, 0)` elementwise, for input of any shape.
