@@ -26,7 +26,7 @@
 
 use super::gemm::{ColsMut, MatRef};
 use super::gemm_direct::KC;
-use super::gemm_packed::{block_width, pack_b, passes, Fold, MR, SCRATCH_PAD};
+use super::gemm_packed::{block_width, pack_b, packed_block_len, passes, Fold, MR, SCRATCH_PAD};
 use super::simd::{dispatch, Isa, Lanes, SimdKernel};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -111,7 +111,7 @@ impl<'a> Halves<'a> {
                 Half::new(b.col_block(0, cut), c0, k),
                 Half::new(b.col_block(cut, n - cut), c1, k),
             ],
-            b_len: KC * block_width(cut.max(n - cut)),
+            b_len: packed_block_len(block_width(cut.max(n - cut))),
         }
     }
 

@@ -12,11 +12,12 @@
 //!   `l` order over blocks of [`KC`] = 256, each block folded into C as
 //!   `α·acc + β·C`), run on packed operands;
 //! - B is packed once per block of `KC` rows and [`NC`] columns (1 MiB, half
-//!   of a core's L2) in slivers of `KC × 32`, read in turn by every sliver of
-//!   A; each A sliver (`KC × 12`, 12 KiB) is packed once and stays in L1
-//!   while all of B's slivers stream past it from L2 — the loop order that
-//!   needs the fewer bytes per flop from L2 (an A element is reused against
-//!   32 columns, a B element against only 12 rows);
+//!   of a core's L2) in slivers of `KC × 32` ([`SLIVER_PAD`] apart), read
+//!   in turn by every sliver of A; each A sliver (`KC × 12`, 12 KiB) is
+//!   packed once and stays in L1 while all of B's slivers stream past it
+//!   from L2 — the loop order that needs the fewer bytes per flop from L2
+//!   (an A element is reused against 32 columns, a B element against only
+//!   12 rows);
 //! - the kernel prefetches B [`PREFETCH_ROWS`] rows ahead and C's tile
 //!   before it folds into it;
 //! - into a column block of a wider C, the folds before the last go to a
@@ -46,6 +47,26 @@ pub(super) const MR: usize = 12;
 pub(super) const NR: usize = 32;
 /// Columns of B packed at once: `KC × NC` f32 is 1 MiB.
 pub(super) const NC: usize = 1024;
+/// Elements (128 bytes) between the end of one packed B sliver and the
+/// start of the next. Back to back, slivers of `KC` rows start 32 KiB
+/// apart, on the same L1 sets, and the packing writes each row of B into
+/// all of them at once: with the gap, 256×1024·1024×512 at one thread took
+/// 0.98× the time (2543–2551 against 2587–2602 µs, interleaved runs;
+/// 64 bytes 0.99×, 192 and 320 bytes as 128).
+const SLIVER_PAD: usize = 32;
+
+/// Where packed B slivers of `kc` rows start, one after another.
+pub(super) fn sliver_stride(kc: usize) -> usize {
+    kc * NR + SLIVER_PAD
+}
+
+/// The length of a packed block of B `width` columns wide (whole slivers,
+/// [`block_width`]) and up to [`KC`] rows: the buffer [`pack_b`] packs
+/// into.
+pub(super) fn packed_block_len(width: usize) -> usize {
+    width.div_ceil(NR) * sliver_stride(KC)
+}
+
 /// How many rows of a B sliver ahead the kernel prefetches.
 const PREFETCH_ROWS: usize = 8;
 /// How many rows of a row-major B ahead its packing prefetches.
@@ -124,7 +145,7 @@ impl SimdKernel for Packed<'_> {
         // were mapped afresh, page faults and all, on every call).
         // The widest block of B, in whole slivers.
         let width = block_width(n);
-        let b_len = KC * width;
+        let b_len = packed_block_len(width);
         let scratching = k > KC && c.is_column_block();
         let scratch_rows = if scratching { m } else { 0 };
         let stride = width + SCRATCH_PAD;
@@ -165,7 +186,7 @@ pub(super) struct Pass {
 impl Pass {
     /// The packed block's length: `kc` rows of whole slivers.
     pub(super) fn packed_len(self) -> usize {
-        self.kc * self.nc.next_multiple_of(NR)
+        self.nc.div_ceil(NR) * sliver_stride(self.kc)
     }
 }
 
@@ -230,7 +251,7 @@ impl Fold<'_> {
                     a: a_sliver,
                     // The rest of the block, so that the prefetch runs on
                     // into the next sliver.
-                    b: &b_block[s * kc * NR..],
+                    b: &b_block[s * sliver_stride(kc)..],
                     alpha: self.alpha,
                     beta,
                     i0,
@@ -428,7 +449,7 @@ fn pack_b_into<V: Lanes>(
             if let Some(next) = data.get((l0 + l + PACK_AHEAD) * rs + jc..) {
                 V::prefetch(next);
             }
-            let mut slivers = dst.chunks_exact_mut(kc * NR);
+            let mut slivers = dst.chunks_exact_mut(sliver_stride(kc));
             let mut runs = src.chunks_exact(NR);
             for (run, sliver) in runs.by_ref().zip(slivers.by_ref()) {
                 let row = &mut sliver[l * NR..][..NR];
@@ -444,7 +465,8 @@ fn pack_b_into<V: Lanes>(
         }
         return;
     }
-    for (s, sliver) in dst.chunks_exact_mut(kc * NR).enumerate() {
+    for (s, sliver) in dst.chunks_exact_mut(sliver_stride(kc)).enumerate() {
+        let sliver = &mut sliver[..kc * NR];
         let j0 = jc + s * NR;
         let w = NR.min(jc + nc - j0);
         if w < NR {
