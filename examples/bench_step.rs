@@ -32,7 +32,10 @@
 //!
 //! `--per-layer STEPS` (with `w4_small`, `w4_large` or `mlp_*`) prints, instead
 //! of the step's median, a table of each layer's forward and backward and of
-//! the update, each timed inside the step, medians over STEPS steps:
+//! the update, each timed inside the step, medians over STEPS steps. Each
+//! layer runs its own `forward_ref` / `backward_ref`, so every Affine copies
+//! its input, which `Sequential`'s step lends the layers after the first
+//! instead (W4 large: 2 MiB a step):
 //!
 //!     cargo run --release --example bench_step -- w4_large --threads 2 --per-layer 300
 

@@ -496,7 +496,7 @@ fn a_step_with_lent_inputs_has_the_bits_of_the_layers_own_passes() {
     let (n, k) = (256, 300);
     let x = Tensor::new(&[n, k], fixed_values(n * k, 7)).unwrap();
     let t: Vec<usize> = (0..n).map(|i| (i * 7) % 10).collect();
-    for threads in [1, 2, 3] {
+    for threads in 1..=4 {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
