@@ -408,9 +408,10 @@ impl Sequential {
     /// `x` against `t`, remembering what [`backward`](Sequential::backward)
     /// needs.
     ///
-    /// **Lent inputs.** An [`Affine`] layer after another Affine or
-    /// pointwise layer keeps no copy of its input: `backward` reads it in
-    /// the previous layer's output buffer (the same bits as the copy).
+    /// **Lent inputs.** An [`Affine`](crate::Affine) layer after another
+    /// Affine or pointwise layer keeps no copy of its input: `backward`
+    /// reads it in the previous layer's output buffer (the same bits as the
+    /// copy).
     /// [`layers_mut`](Sequential::layers_mut) gives such a layer a copy
     /// first, so that its own `backward_ref` works as before; a clone of it
     /// taken through [`layers`](Sequential::layers) refuses its own
@@ -842,11 +843,12 @@ fn forward_all_inference<'a>(
 /// `x` through every layer, each writing into its own buffer.
 ///
 /// A layer that would copy its input for the backward (Affine) is lent it
-/// instead when the input is the output of a [`RowWise`](crate::layers::sealed::RowWise) layer before it,
-/// which stays in that layer's buffer until [`backward_all`] hands it back
-/// (llm.c's activations, read in place by the backward). W4 large's step
-/// copied 2 MiB of inputs so; the first layer's input, the caller's batch,
-/// is still copied (the borrow ends with the call).
+/// instead when the input is the output of a
+/// [`RowWise`](crate::layers::sealed::RowWise) layer before it, which stays
+/// in that layer's buffer until [`backward_all`] hands it back (llm.c's
+/// activations, read in place by the backward). W4 large's step copied 2
+/// MiB of inputs so; the first layer's input, the caller's batch, is still
+/// copied (the borrow ends with the call).
 pub(crate) fn forward_all<'a>(
     layers: &'a mut [Box<dyn Layer>],
     x: &'a Tensor,

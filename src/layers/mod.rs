@@ -83,7 +83,8 @@ pub mod sealed {
         /// [`backward_lent`](RowWise::backward_lent), given the same `x`
         /// unchanged (`Sequential` lends a layer the previous layer's
         /// output, which stays in that layer's buffer until the backward).
-        /// The same bits as `forward_ref`, and the same ones after.
+        /// The output, and the backward's gradients, have the bits of
+        /// `forward_ref`'s and `backward_ref`'s.
         fn forward_lent(&mut self, x: &Tensor) -> Result<&Tensor, Error> {
             let _ = x;
             Err(Error::state("forward_lent", "the layer keeps no input"))
