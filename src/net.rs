@@ -643,8 +643,8 @@ impl Sequential {
         }
     }
 
-    /// [`visit_state`](Sequential::visit_state), read-only (what
-    /// [`save`](Sequential::save) writes), with the same names.
+    /// [`visit_state`](Sequential::visit_state), read-only (what `save`
+    /// writes, with the `safetensors` feature), with the same names.
     ///
     /// ```
     /// use densegrad::{Affine, Relu, Sequential, Tensor};
