@@ -64,7 +64,13 @@ pub(super) fn sliver_stride(kc: usize) -> usize {
 /// [`block_width`]) and up to [`KC`] rows: the buffer [`pack_b`] packs
 /// into.
 pub(super) fn packed_block_len(width: usize) -> usize {
-    width.div_ceil(NR) * sliver_stride(KC)
+    packed_len(width, KC)
+}
+
+/// The length of a block of B `nc` columns wide and `kc` rows packed: `kc`
+/// rows of whole slivers.
+fn packed_len(nc: usize, kc: usize) -> usize {
+    nc.div_ceil(NR) * sliver_stride(kc)
 }
 
 /// How many rows of a B sliver ahead the kernel prefetches.
@@ -184,9 +190,9 @@ pub(super) struct Pass {
 }
 
 impl Pass {
-    /// The packed block's length: `kc` rows of whole slivers.
+    /// The packed block's length.
     pub(super) fn packed_len(self) -> usize {
-        self.nc.div_ceil(NR) * sliver_stride(self.kc)
+        packed_len(self.nc, self.kc)
     }
 }
 
@@ -424,20 +430,6 @@ fn transpose<V: Lanes>(v: &mut [V; LANES]) {
 pub(super) fn pack_b<'d, V: Lanes>(b: MatRef<'_>, pass: Pass, buf: &'d mut [f32]) -> &'d [f32] {
     let Pass { jc, nc, l0, kc } = pass;
     let dst = &mut buf[..pass.packed_len()];
-    pack_b_into::<V>(b, l0, kc, jc, nc, dst);
-    dst
-}
-
-/// [`pack_b`] into `dst`, exactly the block's length.
-#[inline(always)]
-fn pack_b_into<V: Lanes>(
-    b: MatRef<'_>,
-    l0: usize,
-    kc: usize,
-    jc: usize,
-    nc: usize,
-    dst: &mut [f32],
-) {
     let (data, rs, cs) = b.parts();
     if cs == 1 {
         // Rows of B are contiguous: read them in order, each into every
@@ -463,7 +455,7 @@ fn pack_b_into<V: Lanes>(
                 row[tail.len()..].fill(0.0);
             }
         }
-        return;
+        return dst;
     }
     for (s, sliver) in dst.chunks_exact_mut(sliver_stride(kc)).enumerate() {
         let sliver = &mut sliver[..kc * NR];
@@ -509,6 +501,7 @@ fn pack_b_into<V: Lanes>(
             }
         }
     }
+    dst
 }
 
 /// Packs rows `i0..i0 + rows` and columns `l0..l0 + kc` of A into `dst`:

@@ -306,20 +306,20 @@ impl Affine {
         let x = lent.unwrap_or(&self.x);
         let (dw, db) = (&mut self.dw, &mut self.db);
         let mut dw_pass = || match cut {
-            // The lent input's two blocks of columns, read in place.
-            Some(cut) if lent.is_some() => {
-                let xm = MatRef::row_major(x, n, k);
-                let xt = [xm.col_block(0, cut).t(), xm.col_block(cut, k - cut).t()];
-                param_grads_in_halves(xt, cut, dy, (dw, db), back_off);
-            }
-            // The input kept as its two blocks of columns (each on the
-            // thread that copied it).
             Some(cut) => {
-                let [top, bottom] = x_cols;
-                let xt = [
-                    MatRef::row_major(top, n, cut).t(),
-                    MatRef::row_major(bottom, n, k - cut).t(),
-                ];
+                let xt = match lent {
+                    // The lent input, read in place.
+                    Some(x) => xt_halves(x, n, k, cut),
+                    // The input kept as its two blocks of columns (each
+                    // on the thread that copied it).
+                    None => {
+                        let [top, bottom] = x_cols;
+                        [
+                            MatRef::row_major(top, n, cut).t(),
+                            MatRef::row_major(bottom, n, k - cut).t(),
+                        ]
+                    }
+                };
                 param_grads_in_halves(xt, cut, dy, (dw, db), back_off);
             }
             None => param_grads(x, dy, k, m, (dw, db), balance),
@@ -574,6 +574,13 @@ fn copy_columns(x: &[f32], width: usize, cols: std::ops::Range<usize>, block: &m
     }
 }
 
+/// Xᵀ's rows `..cut` and `cut..` for the `n` rows `x` (k wide), read in
+/// place through strides: the A of dW's two halves.
+fn xt_halves(x: &[f32], n: usize, k: usize, cut: usize) -> [MatRef<'_>; 2] {
+    let xt = MatRef::row_major(&x[..n * k], n, k).t();
+    [xt.row_block(0, cut), xt.row_block(cut, k - cut)]
+}
+
 /// [`param_grads`] in two halves of dW's rows side by side, from the two
 /// row blocks of Xᵀ (`xt[0]` has `cut` rows): each half is the product
 /// that rows of one call would be, so the bits of one call.
@@ -684,8 +691,7 @@ impl RowWise for Affine {
         let (k, m) = (self.w.shape()[0], self.w.shape()[1]);
         match half_of(k) {
             Some(cut) => {
-                let xt = MatRef::row_major(x, dy.len() / m, k).t();
-                let xt = [xt.row_block(0, cut), xt.row_block(cut, k - cut)];
+                let xt = xt_halves(x, dy.len() / m, k, cut);
                 let grads = (&mut self.dw, &mut self.db);
                 param_grads_in_halves(xt, cut, dy, grads, &mut self.back_off);
             }
